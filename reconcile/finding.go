@@ -1,0 +1,69 @@
+package reconcile
+
+import (
+	"sort"
+	"strings"
+)
+
+// Severity ranks findings.
+type Severity string
+
+const (
+	Info     Severity = "info"
+	Warning  Severity = "warning"
+	Critical Severity = "critical"
+)
+
+// Rank orders severities: info < warning < critical. Unknown ranks lowest.
+func (s Severity) Rank() int {
+	switch s {
+	case Critical:
+		return 3
+	case Warning:
+		return 2
+	case Info:
+		return 1
+	}
+	return 0
+}
+
+// Finding kinds.
+const (
+	KindSharedNodeID         = "shared-node-id"
+	KindNodeFlapping         = "node-flapping"
+	KindCloneOfSwarmNode     = "clone-of-swarm-node"
+	KindTemplateCarriesSwarm = "template-carries-swarm-identity"
+	KindDuplicateBIOSUUID    = "duplicate-bios-uuid"
+	KindDuplicateMAC         = "duplicate-mac"
+	KindDuplicateHostname    = "duplicate-hostname"
+	KindNodeWithoutVM        = "node-without-vm"
+	KindNodeReadyVMOff       = "node-ready-vm-off"
+	KindSharedEngineID       = "shared-engine-id"
+	KindSharedMachineID      = "shared-machine-id"
+)
+
+// Finding is one problem, with the evidence an admin needs to act on it.
+type Finding struct {
+	Kind     string   `json:"kind"`
+	Severity Severity `json:"severity"`
+	NodeID   string   `json:"node_id,omitempty"`
+	VMs      []string `json:"vms"`      // VM names
+	VMPaths  []string `json:"vm_paths"` // inventory paths, same order as VMs
+	VMRefs   []string `json:"vm_refs"`  // morefs, same order as VMs
+	// Original is the VM that rightfully owns the identity (never to be touched).
+	Original string   `json:"original,omitempty"`
+	Evidence []string `json:"evidence"`
+	Remedy   string   `json:"remedy"`
+	// Confirmed: guest operations read the same identity inside the VMs (audit -verify).
+	Confirmed bool `json:"confirmed,omitempty"`
+	// Dormant: a VM holds the identity but its engine is not running right now.
+	Dormant bool `json:"dormant,omitempty"`
+}
+
+// Key identifies a finding across runs: the same problem on the same objects
+// has the same key, whatever its evidence says this time.
+func (f Finding) Key() string {
+	refs := append([]string(nil), f.VMRefs...)
+	sort.Strings(refs)
+	return f.Kind + "|" + f.NodeID + "|" + strings.Join(refs, ",")
+}
