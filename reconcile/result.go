@@ -1,0 +1,54 @@
+package reconcile
+
+import "time"
+
+// Result is what Reconcile derives from a snapshot. Its JSON form is the
+// documented output of `vmreconcile audit -json` (see README, "JSON schema").
+type Result struct {
+	Summary  Summary      `json:"summary"`
+	VMs      []VMStatus   `json:"vms"`
+	Nodes    []NodeStatus `json:"nodes"`
+	Findings []Finding    `json:"findings"` // most severe first, then by kind, node ID, VMs
+}
+
+// Summary counts what was seen and found.
+type Summary struct {
+	CollectedAt  time.Time `json:"collected_at"`
+	VMs          int       `json:"vms"` // VMs and templates
+	Templates    int       `json:"templates"`
+	PoweredOn    int       `json:"powered_on"`
+	Swarms       int       `json:"swarms"`
+	Nodes        int       `json:"nodes"`
+	MatchedNodes int       `json:"matched_nodes"`
+	Critical     int       `json:"critical"`
+	Warning      int       `json:"warning"`
+	Info         int       `json:"info"`
+	// Highest is the most severe finding's severity, "" when there is none.
+	Highest Severity `json:"highest,omitempty"`
+}
+
+// VMStatus is a VM with the swarm nodes it was matched to.
+type VMStatus struct {
+	VM
+	NodeIDs []string `json:"node_ids,omitempty"`
+}
+
+// NodeStatus is a node with the VMs each of its descriptions matched.
+type NodeStatus struct {
+	ClusterID    string               `json:"cluster_id"`
+	ID           string               `json:"id"`
+	Role         string               `json:"role"`
+	State        string               `json:"state"`
+	Availability string               `json:"availability"`
+	Flips        int                  `json:"flips"`
+	Descriptions []MatchedDescription `json:"descriptions"`
+	VMs          []string             `json:"vms"`     // names of the distinct VMs matched
+	VMRefs       []string             `json:"vm_refs"` // same order as VMs
+}
+
+// MatchedDescription is one identity of a node and the VMs it matched.
+type MatchedDescription struct {
+	Description
+	VMRefs   []string `json:"vm_refs"`
+	Evidence []string `json:"evidence"` // why it matched ("hostname wk-01 = guest hostname of wk-01", ...)
+}
