@@ -12,6 +12,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"github.com/vmware/govmomi/vim25/soap"
+
+	"github.com/vmreconcile/vmreconcile/swarm"
 )
 
 // CronParser is the parser for every schedule: standard 5-field specs,
@@ -169,29 +171,8 @@ func ValidateVCenterURL(key, raw string) error {
 	return nil
 }
 
-// ValidateDockerHost checks a DOCKER_HOST value.
-func ValidateDockerHost(h string) error {
-	fix := "(fix: unix:///var/run/docker.sock or tcp://manager:2376)"
-	u, err := url.Parse(h)
-	if err != nil || u.Scheme == "" {
-		return fmt.Errorf("docker host %q is not a URL %s", redactURL(h), fix)
-	}
-	switch u.Scheme {
-	case "unix", "npipe":
-		if u.Path == "" {
-			return fmt.Errorf("docker host %q has no socket path %s", h, fix)
-		}
-	case "tcp", "http", "https":
-		if u.Host == "" {
-			return fmt.Errorf("docker host %q has no host:port %s", redactURL(h), fix)
-		}
-	case "ssh":
-		return fmt.Errorf("docker host %q: ssh:// is not supported %s", redactURL(h), fix)
-	default:
-		return fmt.Errorf("docker host %q has unknown scheme %q %s", redactURL(h), u.Scheme, fix)
-	}
-	return nil
-}
+// ValidateDockerHost checks a DOCKER_HOST value (see swarm.ValidateHost).
+func ValidateDockerHost(h string) error { return swarm.ValidateHost(h) }
 
 // ValidateCertPath checks a DOCKER_CERT_PATH-style directory (an MKE client
 // bundle): ca.pem, cert.pem and key.pem must be there and the key pair must load.

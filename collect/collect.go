@@ -1,0 +1,156 @@
+// Package collect runs the collectors — vSphere inventory and lineage, swarm
+// observation — side by side and assembles their output into one
+// reconcile.Snapshot. It is the one collection path shared by `audit`,
+// `demo`, the daemon and `preclone`.
+package collect
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vmreconcile/vmreconcile/reconcile"
+	"github.com/vmreconcile/vmreconcile/swarm"
+	"github.com/vmreconcile/vmreconcile/vsphere"
+)
+
+// VCenter is one connected vCenter and what to inventory in it.
+type VCenter struct {
+	Name   string // host name, for reports (never a URL with credentials)
+	Client *vim25.Client
+	// Roots are the datacenters (or the root folder) to inventory.
+	Roots   []types.ManagedObjectReference
+	Include []string
+	Exclude []string
+}
+
+// Swarm is one connected swarm manager.
+type Swarm struct {
+	Name   string
+	Client client.APIClient
+}
+
+// Options tune a collection.
+type Options struct {
+	Observe swarm.ObserveOptions
+	// Progress, when set, is told what is going on (for a terminal).
+	Progress func(format string, args ...any)
+}
+
+// SourceError is a collection failure of one source; Source names it
+// ("vcenter vc1.example.com", "swarm tcp://mgr:2376").
+type SourceError struct {
+	Source string
+	Err    error
+}
+
+func (e *SourceError) Error() string { return e.Source + ": " + e.Err.Error() }
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// Snapshot collects every source concurrently. The vSphere side and the swarm
+// side overlap in time: swarm observation may take a window of seconds, and
+// the inventory is collected meanwhile. The first source error is returned;
+// a partial snapshot is never returned as if it were whole.
+func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (reconcile.Snapshot, error) {
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string, ...any) {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		mu    sync.Mutex
+		wg    sync.WaitGroup
+		first error
+		snap  = reconcile.Snapshot{CollectedAt: time.Now().UTC()}
+	)
+	fail := func(source string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first == nil {
+			first = &SourceError{Source: source, Err: err}
+			cancel()
+		}
+	}
+	for _, vc := range vcs {
+		snap.VCenters = append(snap.VCenters, vc.Name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			vms, err := inventory(ctx, vc, progress)
+			if err != nil {
+				fail("vcenter "+vc.Name, err)
+				return
+			}
+			mu.Lock()
+			snap.VMs = append(snap.VMs, vms...)
+			mu.Unlock()
+		}()
+	}
+	for _, sw := range sws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			progress("observing swarm %s", sw.Name)
+			obs, err := swarm.Observe(ctx, sw.Client, opts.Observe)
+			if err != nil {
+				fail("swarm "+sw.Name, err)
+				return
+			}
+			mu.Lock()
+			snap.Swarms = append(snap.Swarms, obs)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		return reconcile.Snapshot{}, first
+	}
+	if err := ctx.Err(); err != nil {
+		return reconcile.Snapshot{}, err
+	}
+	// Goroutines finish in any order: sort so that the snapshot is deterministic.
+	sort.Slice(snap.VMs, func(i, j int) bool {
+		if snap.VMs[i].VCenter != snap.VMs[j].VCenter {
+			return snap.VMs[i].VCenter < snap.VMs[j].VCenter
+		}
+		return snap.VMs[i].Path < snap.VMs[j].Path
+	})
+	sort.Slice(snap.Swarms, func(i, j int) bool { return snap.Swarms[i].Endpoint < snap.Swarms[j].Endpoint })
+	return snap, nil
+}
+
+// inventory collects one vCenter: VMs and templates of every root, and the
+// lineage that vCenter's events still know.
+func inventory(ctx context.Context, vc VCenter, progress func(string, ...any)) ([]reconcile.VM, error) {
+	var all []reconcile.VM
+	lineage := map[string]reconcile.Lineage{}
+	for _, root := range vc.Roots {
+		progress("listing VMs in %s", vc.Name)
+		vms, err := vsphere.Inventory(ctx, vc.Client, root, vsphere.InventoryOptions{Include: vc.Include, Exclude: vc.Exclude})
+		if err != nil {
+			return nil, fmt.Errorf("inventory: %w", err)
+		}
+		progress("reading clone events in %s", vc.Name)
+		lin, err := vsphere.Lineage(ctx, vc.Client, root, vsphere.LineageOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("clone events: %w", err)
+		}
+		all = append(all, vms...)
+		for ref, l := range lin {
+			lineage[ref] = l
+		}
+	}
+	all = vsphere.ResolveLineage(all, lineage)
+	for i := range all {
+		all[i].VCenter = vc.Name
+	}
+	return all, nil
+}
