@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vmreconcile/vmreconcile/config"
+)
+
+// Exit codes (README, "Exit codes").
+const (
+	ExitOK         = 0 // clean: no finding at or above -fail-on
+	ExitRuntime    = 1 // a source failed at run time (unreachable, timeout, API error)
+	ExitUsage      = 2 // bad flags, config, credentials or names: fix the input
+	ExitFindings   = 3 // findings at or above -fail-on (audit), or unsafe (preclone)
+	ExitUnverified = 4 // preclone: could not verify
+)
+
+// usageError is bad input: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// findingsError carries exit 3 after the report was printed.
+type findingsError struct{ code int }
+
+func (e *findingsError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// exitCode maps an error to the documented exit codes.
+func exitCode(err error) int {
+	var (
+		u  *usageError
+		ce *config.Error
+		f  *findingsError
+	)
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &f):
+		return f.code
+	case errors.As(err, &u), errors.As(err, &ce):
+		return ExitUsage
+	}
+	return ExitRuntime
+}
+
+// secrets holds every secret value this process has seen (passwords, guest
+// logins); redact removes them from anything printed.
+var secrets struct {
+	sync.Mutex
+	values []string
+}
+
+func addSecret(s string) {
+	if len(s) < 3 { // too short to redact without mangling normal text
+		return
+	}
+	secrets.Lock()
+	secrets.values = append(secrets.values, s, url.QueryEscape(s), url.PathEscape(s))
+	secrets.Unlock()
+}
+
+func redact(s string) string {
+	secrets.Lock()
+	defer secrets.Unlock()
+	for _, v := range secrets.values {
+		if v != "" {
+			s = strings.ReplaceAll(s, v, "<redacted>")
+		}
+	}
+	return s
+}
+
+// vcenterError turns a login or connection failure into one line that says
+// what is wrong and what to do.
+func vcenterError(host string, err error) error {
+	var (
+		dnsErr  *net.DNSError
+		opErr   *net.OpError
+		unknown x509.UnknownAuthorityError
+		hostErr x509.HostnameError
+	)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("vcenter %s: timed out (fix: check the address and the network)", host)
+	case errors.Is(err, context.Canceled):
+		return err
+	case fault.Is(err, &types.InvalidLogin{}), strings.Contains(err.Error(), "incorrect user name or password"):
+		return usagef("vcenter %s: login failed: incorrect user name or password (fix: check -u, GOVC_USERNAME and GOVC_PASSWORD)", host)
+	case errors.As(err, &unknown), errors.As(err, &hostErr), strings.Contains(err.Error(), "certificate"), strings.Contains(err.Error(), "thumbprint"):
+		return usagef("vcenter %s: TLS certificate not trusted (fix: -tls-ca-certs FILE, -tls-known-hosts FILE, or -k to skip verification)", host)
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("vcenter %s: host name not found (fix: check -u / GOVC_URL)", host)
+	case errors.As(err, &opErr):
+		return fmt.Errorf("vcenter %s: unreachable: %s (fix: check -u / GOVC_URL and that vCenter is up)", host, opErr.Err)
+	}
+	return fmt.Errorf("vcenter %s: %s", host, oneLine(err.Error()))
+}

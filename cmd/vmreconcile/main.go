@@ -1,0 +1,134 @@
+// Command vmreconcile matches vSphere VMs against Docker Swarm nodes and
+// reports VMs that impersonate a node (clones that share a node ID), VMs that
+// run Docker while they are templates or un-generalized clones, and, only when
+// asked, fixes them through vSphere guest operations.
+//
+// Commands follow govc's style: one command per file, single-dash flags, a
+// flag struct per command with Register and Process.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand.
+type command interface {
+	// Register declares the command's flags.
+	Register(ctx context.Context, f *flag.FlagSet)
+	// Process validates the parsed flags, before any work.
+	Process(ctx context.Context) error
+	// Run does the work; args are the positional arguments.
+	Run(ctx context.Context, args []string) error
+	// Usage is the one-line argument synopsis; Description explains the command.
+	Usage() string
+	Description() string
+}
+
+var commands = map[string]func() command{}
+
+func register(name string, newCmd func() command) { commands[name] = newCmd }
+
+// streams lets tests capture output.
+type streams struct {
+	stdout, stderr io.Writer
+}
+
+var out = streams{stdout: os.Stdout, stderr: os.Stderr}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a subcommand and maps its error to an exit code.
+func run(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage(out.stderr)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	name := args[0]
+	newCmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(out.stderr, "vmreconcile: unknown command %q (fix: one of %s)\n", name, strings.Join(commandNames(), ", "))
+		return ExitUsage
+	}
+	cmd := newCmd()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cmd.Register(ctx, fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			commandUsage(out.stderr, name, cmd, fs)
+			return ExitOK
+		}
+		fmt.Fprintf(out.stderr, "vmreconcile %s: %s (fix: see 'vmreconcile %s -h')\n", name, err, name)
+		return ExitUsage
+	}
+	err := cmd.Process(ctx)
+	if err == nil {
+		err = cmd.Run(ctx, fs.Args())
+	}
+	return report(name, err)
+}
+
+// report prints err as one line (secrets redacted) and returns its exit code.
+func report(name string, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	code := exitCode(err)
+	var f *findingsError
+	if errors.As(err, &f) {
+		return code // the report already said it
+	}
+	fmt.Fprintf(out.stderr, "vmreconcile %s: %s\n", name, redact(oneLine(err.Error())))
+	return code
+}
+
+func commandNames() []string {
+	var names []string
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: vmreconcile COMMAND [OPTIONS]")
+	fmt.Fprintln(w, "\nMatches vSphere VMs against Docker Swarm nodes and finds VMs that impersonate a node.")
+	fmt.Fprintln(w, "\nCommands:")
+	for _, n := range commandNames() {
+		fmt.Fprintf(w, "  %-10s %s\n", n, firstLine(commands[n]().Description()))
+	}
+	fmt.Fprintln(w, "\nRun 'vmreconcile COMMAND -h' for a command's options.")
+}
+
+func commandUsage(w io.Writer, name string, cmd command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: vmreconcile %s [OPTIONS] %s\n\n%s\n\nOptions:\n", name, cmd.Usage(), cmd.Description())
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

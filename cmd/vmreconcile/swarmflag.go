@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/vmreconcile/vmreconcile/collect"
+	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/swarm"
+)
+
+// swarmFlag is the swarm side of a command: where the manager is and how long
+// to watch it.
+type swarmFlag struct {
+	host     string
+	observe  time.Duration
+	lookback time.Duration
+	set      map[string]bool
+	fs       *flag.FlagSet
+}
+
+func (f *swarmFlag) Register(ctx context.Context, fs *flag.FlagSet) {
+	fs.StringVar(&f.host, "H", "", "Docker host of a swarm manager [DOCKER_HOST]; TLS from DOCKER_TLS_VERIFY, DOCKER_CERT_PATH")
+	fs.DurationVar(&f.observe, "observe", 0, "Sample the manager's node list for this long (0 = one sample); a shared node shows one identity at a time")
+	fs.DurationVar(&f.lookback, "lookback", 10*time.Minute, "Replay the manager's node events of this long ago")
+	f.fs = fs
+}
+
+func (f *swarmFlag) Process(ctx context.Context) error {
+	f.set = map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if f.observe < 0 || f.lookback < 0 {
+		return usagef("-observe and -lookback must not be negative (fix: e.g. -observe 30s -lookback 10m)")
+	}
+	if f.host != "" {
+		if err := config.ValidateDockerHost(f.host); err != nil {
+			return usagef("-H: %s", err)
+		}
+	}
+	if h := os.Getenv("DOCKER_HOST"); h != "" && f.host == "" {
+		if err := config.ValidateDockerHost(h); err != nil {
+			return usagef("DOCKER_HOST: %s", err)
+		}
+	}
+	return nil
+}
+
+// observeOptions merges flags over the config file: a flag given on the
+// command line wins.
+func (f *swarmFlag) observeOptions(cfg config.Config) swarm.ObserveOptions {
+	o := swarm.ObserveOptions{Lookback: cfg.Observe.Lookback, Window: cfg.Observe.Window, Interval: cfg.Observe.Interval}
+	if f.set["observe"] {
+		o.Window = f.observe
+	}
+	if f.set["lookback"] || cfg.Observe.Lookback == 0 {
+		o.Lookback = f.lookback
+	}
+	return o
+}
+
+// connect returns the manager of -H or DOCKER_* (like the docker CLI), or
+// else the first manager of each swarm of the config file.
+func (f *swarmFlag) connect(cfg config.Config) ([]collect.Swarm, error) {
+	if f.host != "" || os.Getenv("DOCKER_HOST") != "" || len(cfg.Swarms) == 0 {
+		cli, err := swarm.NewClient(f.host)
+		if err != nil {
+			return nil, usagef("%s", err)
+		}
+		return []collect.Swarm{{Name: cli.DaemonHost(), Client: cli}}, nil
+	}
+	var sws []collect.Swarm
+	for _, s := range cfg.Swarms {
+		cli, err := swarm.NewClientTLS(s.Hosts[0], s.TLSVerify, s.CertPath)
+		if err != nil {
+			return nil, usagef("swarm %s: %s", s.Hosts[0], err)
+		}
+		sws = append(sws, collect.Swarm{Name: s.Hosts[0], Client: cli})
+	}
+	return sws, nil
+}
+
+// sourceError keeps a collection error on one line, naming the source.
+func sourceError(err error) error {
+	var se *collect.SourceError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%s: %s", se.Source, oneLine(se.Err.Error()))
+	}
+	return err
+}

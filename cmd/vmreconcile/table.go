@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vmreconcile/vmreconcile/reconcile"
+)
+
+// writeTable prints the human report, laid out for a terminal of the given width.
+func writeTable(w io.Writer, res reconcile.Result, width int) {
+	s := res.Summary
+	fmt.Fprintf(w, "%d VMs (%d templates, %d powered on) · %d swarm(s), %d nodes (%d matched to VMs)\n",
+		s.VMs, s.Templates, s.PoweredOn, s.Swarms, s.Nodes, s.MatchedNodes)
+	if len(res.Findings) == 0 {
+		fmt.Fprintln(w, "No findings.")
+	} else {
+		fmt.Fprintf(w, "Findings: %d critical, %d warning, %d info\n", s.Critical, s.Warning, s.Info)
+	}
+
+	if len(res.Findings) > 0 {
+		fmt.Fprintln(w, "\nFINDINGS")
+		for i, f := range res.Findings {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			head := fmt.Sprintf("%-8s %s", strings.ToUpper(string(f.Severity)), f.Kind)
+			if f.NodeID != "" {
+				head += "  node " + f.NodeID
+			}
+			var flags []string
+			if f.Confirmed {
+				flags = append(flags, "confirmed in guest")
+			}
+			if f.Dormant {
+				flags = append(flags, "dormant")
+			}
+			if len(flags) > 0 {
+				head += "  [" + strings.Join(flags, ", ") + "]"
+			}
+			fmt.Fprintln(w, head)
+			writeField(w, "vms", vmList(f), width)
+			for _, e := range f.Evidence {
+				writeField(w, "evidence", e, width)
+			}
+			writeField(w, "remedy", f.Remedy, width)
+		}
+	}
+
+	if len(res.Nodes) > 0 {
+		fmt.Fprintln(w, "\nNODES")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NODE ID\tROLE\tSTATE\tFLIPS\tHOSTNAMES SEEN\tVMS")
+		for _, n := range res.Nodes {
+			hosts := map[string]bool{}
+			var hs []string
+			for _, d := range n.Descriptions {
+				short, _, _ := strings.Cut(d.Hostname, ".")
+				if !hosts[short] {
+					hosts[short] = true
+					hs = append(hs, short)
+				}
+			}
+			vms := strings.Join(n.VMs, ", ")
+			if vms == "" {
+				vms = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Role, n.State, n.Flips,
+				truncate(strings.Join(hs, ", "), 24), truncate(vms, 26))
+		}
+		tw.Flush()
+	}
+}
+
+// vmList names the VMs of a finding, marking the original.
+func vmList(f reconcile.Finding) string {
+	names := make([]string, len(f.VMs))
+	for i, n := range f.VMs {
+		names[i] = n
+		if f.Original != "" && n == f.Original {
+			names[i] += " (original)"
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// writeField prints "  label: text", wrapping text at width with a hanging indent.
+func writeField(w io.Writer, label, text string, width int) {
+	if text == "" {
+		return
+	}
+	prefix := fmt.Sprintf("  %-9s ", label+":")
+	indent := strings.Repeat(" ", len(prefix))
+	line, empty := prefix, true
+	for _, word := range strings.Fields(text) {
+		if !empty && len(line)+1+len(word) > width {
+			fmt.Fprintln(w, line)
+			line, empty = indent, true
+		}
+		if !empty {
+			line += " "
+		}
+		line += word
+		empty = false
+	}
+	fmt.Fprintln(w, line)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}

@@ -1,0 +1,163 @@
+// Package swarm observes a Docker Swarm through one of its managers.
+//
+// A cloned worker VM that boots with the original's /var/lib/docker/swarm
+// state connects to the manager as the same node ID. The manager keeps
+// whichever session registered last, so the node's description (hostname,
+// CPUs, memory, address) flips back and forth every few seconds, and every
+// flip is a node "update" event carrying the hostname of the moment. One
+// NodeList call sees only one side; this package therefore observes: it
+// replays the manager's recent node events, samples NodeList across a window
+// while following live events, and reports every identity each node ID
+// presented, with a timeline of the flips (see Observe and BuildNodes).
+package swarm
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/docker/docker/client"
+)
+
+// NewClient returns a Docker API client configured the way the docker CLI
+// is: from DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and
+// DOCKER_API_VERSION (so an MKE/UCP client bundle's env.sh works as is), with
+// API version negotiation so that one binary talks to dockerd 20.10 (API
+// 1.41) as well as 28.x. A non-empty host (a -H flag) overrides DOCKER_HOST.
+//
+// The host is validated before anything else, so a typo is reported with the
+// value and the accepted forms rather than as a late dial error. Errors never
+// carry URL credentials or TLS key material.
+func NewClient(host string) (*client.Client, error) {
+	source := "-H"
+	if host == "" {
+		host, source = os.Getenv(client.EnvOverrideHost), client.EnvOverrideHost
+	}
+	if host != "" {
+		if err := ValidateHost(host); err != nil {
+			return nil, fmt.Errorf("%s: %w", source, err)
+		}
+	}
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		// FromEnv's TLS errors name certificate files, never their content;
+		// the host is redacted in case a library message quotes it.
+		return nil, fmt.Errorf("docker client for %s: %s", RedactHost(hostOrDefault(host)), scrub(err, host))
+	}
+	return cli, nil
+}
+
+func hostOrDefault(host string) string {
+	if host == "" {
+		return client.DefaultDockerHost
+	}
+	return host
+}
+
+// ValidateHost checks that host is a Docker endpoint this tool can dial:
+// unix:///absolute/path or tcp://host:port. ssh:// (which the docker CLI
+// implements by running ssh, outside the API client) is rejected explicitly.
+func ValidateHost(host string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("invalid docker host %q: %s; expected unix:///path/to/docker.sock or tcp://host:port (ssh:// is not supported)",
+			RedactHost(host), why)
+	}
+	scheme, rest, ok := strings.Cut(host, "://")
+	if !ok {
+		return bad("missing scheme")
+	}
+	switch strings.ToLower(scheme) {
+	case "unix":
+		if !path.IsAbs(rest) {
+			return bad("unix socket path must be absolute")
+		}
+		return nil
+	case "tcp":
+		authority, _, _ := strings.Cut(rest, "/")
+		if i := strings.LastIndex(authority, "@"); i >= 0 {
+			authority = authority[i+1:]
+		}
+		h, port, err := net.SplitHostPort(authority)
+		if err != nil || h == "" || port == "" {
+			return bad("tcp needs host:port")
+		}
+		return nil
+	case "ssh":
+		return bad("ssh needs the docker CLI's ssh helper; forward the socket with ssh -L and use its unix:// or tcp:// address")
+	default:
+		return bad(fmt.Sprintf("unsupported scheme %q", scheme))
+	}
+}
+
+// RedactHost returns host without user info, query or fragment, so that it
+// can be logged and stored (reconcile.Swarm.Endpoint): tcp://u:p@h:2376/x?t=1
+// becomes tcp://h:2376/x.
+func RedactHost(host string) string {
+	scheme, rest, ok := strings.Cut(host, "://")
+	if !ok {
+		// Not a URL; still drop anything that looks like user info.
+		if i := strings.LastIndex(host, "@"); i >= 0 {
+			return host[i+1:]
+		}
+		return host
+	}
+	rest, _, _ = strings.Cut(rest, "?")
+	rest, _, _ = strings.Cut(rest, "#")
+	authority, p, hasPath := strings.Cut(rest, "/")
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		authority = authority[i+1:]
+	}
+	if hasPath {
+		return scheme + "://" + authority + "/" + p
+	}
+	return scheme + "://" + authority
+}
+
+// scrub renders err on one line with the user info of the raw host (which
+// may carry credentials) removed wherever it appears.
+func scrub(err error, host string) string {
+	msg := err.Error()
+	if host != "" {
+		if r := RedactHost(host); r != host {
+			msg = strings.ReplaceAll(msg, host, r)
+		}
+		if _, rest, ok := strings.Cut(host, "://"); ok {
+			authority, _, _ := strings.Cut(rest, "/")
+			if i := strings.LastIndex(authority, "@"); i >= 0 {
+				msg = strings.ReplaceAll(msg, authority[:i+1], "")
+			}
+		}
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// hostError is an API error rendered on one line, naming the redacted host.
+// It unwraps to the original error so that errors.Is(err, context.Canceled)
+// and client.IsErrConnectionFailed still work; its message is scrubbed.
+type hostError struct {
+	msg string
+	err error
+}
+
+func (e *hostError) Error() string { return e.msg }
+func (e *hostError) Unwrap() error { return e.err }
+
+// newHostError describes err from doing what against host; a connection
+// failure says so plainly, as the one line an operator needs.
+func newHostError(host, what string, err error) error {
+	if client.IsErrConnectionFailed(err) {
+		cause := scrub(err, host)
+		if strings.HasPrefix(cause, "Cannot connect to the Docker daemon") {
+			// The client's own wording repeats the host and hides the cause.
+			cause = "no daemon answers there (is dockerd running, and the address and port right?)"
+		}
+		return &hostError{fmt.Sprintf("cannot connect to docker host %s: %s", RedactHost(host), cause), err}
+	}
+	return &hostError{fmt.Sprintf("%s on docker host %s: %s", what, RedactHost(host), scrub(err, host)), err}
+}
