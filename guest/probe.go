@@ -1,0 +1,397 @@
+package guest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vmreconcile/vmreconcile/reconcile"
+)
+
+// ProbeOptions tunes Probe. The zero value is ready to use.
+type ProbeOptions struct {
+	// Timeout bounds the whole probe of one VM (default 2 minutes).
+	Timeout time.Duration
+	// Now stamps GuestIdentity.ProbedAt (default time.Now().UTC()).
+	Now func() time.Time
+}
+
+// DefaultProbeTimeout is the per-VM timeout when none is given.
+const DefaultProbeTimeout = 2 * time.Minute
+
+// maxReport caps the probe report download; the script itself caps the
+// certificate at 64 KiB (about 88 KiB as base64) and other values at 256 bytes.
+const maxReport = 256 << 10
+
+// probeScript prints "key=value" lines; see parseReport. It only needs a
+// POSIX sh plus head, base64, tr, sed and ls (coreutils or busybox), and
+// systemctl when present. It never fails on a missing file.
+const probeScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+umask 077
+echo "probe=vmreconcile/1"
+echo "uid=$(id -u 2>/dev/null)"
+first() { head -c "$2" "$1" 2>/dev/null | head -n 1; }
+# Docker's data-root, when daemon.json moves it.
+root=/var/lib/docker
+if [ -r /etc/docker/daemon.json ]; then
+	r=$(head -c 65536 /etc/docker/daemon.json | tr -d '\n' | sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' 2>/dev/null)
+	case "$r" in /*) root=$r ;; esac
+fi
+echo "docker_root=$root"
+cert="$root/swarm/certificates/swarm-node.crt"
+blocked=
+for d in "$root" "$root/swarm" "$root/swarm/certificates"; do
+	if [ -d "$d" ] && [ ! -x "$d" ]; then blocked=$d; break; fi
+done
+if [ -n "$blocked" ]; then
+	echo "cert=unreadable"
+elif [ -f "$cert" ]; then
+	if [ ! -r "$cert" ]; then
+		echo "cert=unreadable"
+	elif command -v base64 >/dev/null 2>&1; then
+		printf 'cert.b64=%s\n' "$(head -c 65536 "$cert" | base64 | tr -d '\n')"
+	else
+		echo "cert.pem=begin"; head -c 65536 "$cert" | sed -n '/^-----BEGIN/,/^-----END/p'; echo "cert.pem=end"
+	fi
+elif [ -e "$cert" ]; then
+	echo "cert=notfile"
+else
+	echo "cert=absent"
+fi
+if [ -e "$root/engine-id" ]; then
+	if [ -r "$root/engine-id" ]; then echo "engine_id=$(first "$root/engine-id" 256)"; else echo "engine_id.unreadable=1"; fi
+fi
+if [ -e /etc/machine-id ]; then
+	if [ -r /etc/machine-id ]; then echo "machine_id=$(first /etc/machine-id 256)"; else echo "machine_id.unreadable=1"; fi
+fi
+if [ -e /etc/docker/key.json ]; then echo key_json=yes; else echo key_json=no; fi
+if [ -e /etc/kubernetes/kubelet.conf ]; then echo kubelet_conf=yes; else echo kubelet_conf=no; fi
+if [ -n "$(ls -A /var/lib/kubelet/pki 2>/dev/null | head -n 1)" ]; then echo kubelet_pki=yes; else echo kubelet_pki=no; fi
+if command -v systemctl >/dev/null 2>&1; then
+	echo systemctl=yes
+	for u in docker.service docker.socket; do
+		echo "enabled.$u=$(systemctl is-enabled "$u" 2>/dev/null | head -n 1)"
+		echo "active.$u=$(systemctl is-active "$u" 2>/dev/null | head -n 1)"
+	done
+else
+	echo systemctl=no
+fi
+echo "end=ok"
+`
+
+// Probe reads the swarm and machine identity inside one VM through guest
+// operations: swarm-node.crt (node ID = Subject CN, role = OU, cluster ID =
+// O, NotAfter), the engine ID, whether /etc/docker/key.json exists,
+// /etc/machine-id, docker.service/docker.socket state and kubelet
+// credentials. It runs one guest script (see Run) and parses its report.
+//
+// It never returns an error: failures (VM off, tools not running, invalid
+// login, unreadable files, timeouts) become GuestIdentity.Error, a one-line
+// reason that never contains the password; the other fields are then empty.
+// A VM without swarm-node.crt has an empty NodeID and no Error.
+//
+// vm.Ref must be a VM of the vCenter or ESX host c is connected to.
+func Probe(ctx context.Context, c *vim25.Client, vm reconcile.VM, auth types.BaseGuestAuthentication, opts ProbeOptions) reconcile.GuestIdentity {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultProbeTimeout
+	}
+	fail := func(reason string) reconcile.GuestIdentity {
+		return reconcile.GuestIdentity{VMRef: vm.Ref, ProbedAt: now().UTC(), Error: scrub(reason, auth)}
+	}
+	if vm.Ref == "" {
+		return fail("VM has no managed object reference")
+	}
+	if vm.Template {
+		return fail("VM is a template (guest operations need a running VM)")
+	}
+	if auth == nil {
+		return fail("no guest credentials for this VM")
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: vm.Ref}
+
+	var props mo.VirtualMachine
+	err := property.DefaultCollector(c).RetrieveOne(ctx, ref, []string{"runtime.powerState", "guest.toolsRunningStatus", "guest.guestFamily"}, &props)
+	if err != nil {
+		return fail(Describe(err))
+	}
+	if ps := props.Runtime.PowerState; ps != types.VirtualMachinePowerStatePoweredOn {
+		return fail("VM is " + humanPower(string(ps)))
+	}
+	if g := props.Guest; g != nil {
+		if g.ToolsRunningStatus == string(types.VirtualMachineToolsRunningStatusGuestToolsNotRunning) {
+			return fail("VMware Tools not running")
+		}
+		if g.GuestFamily == string(types.VirtualMachineGuestOsFamilyWindowsGuest) {
+			return fail("Windows guest (only Linux guests can run docker swarm nodes probed here)")
+		}
+	}
+
+	code, stdout, stderr, err := run(ctx, c, ref, auth, probeScript, maxReport, 4<<10)
+	if err != nil {
+		return fail(Describe(err))
+	}
+	if code != 0 {
+		msg := fmt.Sprintf("probe script exited %d", code)
+		if line := firstLine(stderr); line != "" {
+			msg += ": " + line
+		}
+		return fail(msg)
+	}
+	id, reason := parseReport(stdout)
+	if reason != "" {
+		return fail(reason)
+	}
+	id.VMRef = vm.Ref
+	id.ProbedAt = now().UTC()
+	return id
+}
+
+// ProbeAll probes vms with at most concurrency probes at a time (values
+// below 1 mean 1). The result has one GuestIdentity per VM, in the order of
+// vms. authFor returns the credentials of a VM (nil: not probed, the
+// identity says so); perVMTimeout bounds each probe (0: DefaultProbeTimeout).
+func ProbeAll(ctx context.Context, c *vim25.Client, vms []reconcile.VM, authFor func(reconcile.VM) types.BaseGuestAuthentication, concurrency int, perVMTimeout time.Duration) []reconcile.GuestIdentity {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	out := make([]reconcile.GuestIdentity, len(vms))
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for i, vm := range vms {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var auth types.BaseGuestAuthentication
+			if authFor != nil {
+				auth = authFor(vm)
+			}
+			out[i] = Probe(ctx, c, vm, auth, ProbeOptions{Timeout: perVMTimeout})
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// parseReport turns the probe script's output into an identity, or a reason
+// when the report shows the identity cannot be trusted.
+func parseReport(report []byte) (reconcile.GuestIdentity, string) {
+	var id reconcile.GuestIdentity
+	kv := map[string]string{}
+	var pemLines []string
+	inPEM := false
+	sc := bufio.NewScanner(bytes.NewReader(report))
+	sc.Buffer(make([]byte, 0, 64<<10), maxReport)
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if inPEM {
+			if line == "cert.pem=end" {
+				inPEM = false
+				continue
+			}
+			pemLines = append(pemLines, line)
+			continue
+		}
+		if line == "cert.pem=begin" {
+			inPEM = true
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if ok {
+			kv[k] = v
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return id, "probe report unreadable: " + sanitizeLine(err.Error())
+	}
+	if kv["probe"] != "vmreconcile/1" {
+		return id, "probe report missing (guest shell did not run the probe)"
+	}
+	if kv["end"] != "ok" {
+		return id, "probe report truncated"
+	}
+
+	switch {
+	case kv["cert"] == "unreadable":
+		return id, "swarm-node.crt not readable by the guest user (uid " + cleanValue(kv["uid"]) + "; use root)"
+	case kv["cert"] == "notfile":
+		return id, "swarm-node.crt is not a regular file"
+	case kv["cert"] == "absent":
+		// no swarm identity: not an error
+	default:
+		var raw []byte
+		if b64, ok := kv["cert.b64"]; ok {
+			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+			if err != nil {
+				return id, "swarm-node.crt: bad base64 from guest"
+			}
+			raw = b
+		} else if len(pemLines) > 0 {
+			raw = []byte(strings.Join(pemLines, "\n") + "\n")
+		} else {
+			return id, "probe report has no swarm-node.crt status"
+		}
+		cert, err := parseNodeCert(raw)
+		if err != nil {
+			return id, "swarm-node.crt: " + err.Error()
+		}
+		id.NodeID = cert.Subject.CommonName
+		if ou := cert.Subject.OrganizationalUnit; len(ou) > 0 {
+			id.Role = ou[0]
+		}
+		if o := cert.Subject.Organization; len(o) > 0 {
+			id.ClusterID = o[0]
+		}
+		id.CertNotAfter = cert.NotAfter.UTC()
+	}
+
+	if kv["engine_id.unreadable"] != "" {
+		return id, "engine-id not readable by the guest user (uid " + cleanValue(kv["uid"]) + "; use root)"
+	}
+	if kv["machine_id.unreadable"] != "" {
+		return id, "/etc/machine-id not readable by the guest user"
+	}
+	id.EngineID = cleanValue(kv["engine_id"])
+	id.MachineID = cleanValue(kv["machine_id"])
+	id.KeyJSON = kv["key_json"] == "yes"
+	id.KubeletCreds = kv["kubelet_conf"] == "yes" || kv["kubelet_pki"] == "yes"
+	if kv["systemctl"] == "yes" {
+		id.DockerEnabled = enabledState(cleanValue(kv["enabled.docker.service"]), cleanValue(kv["enabled.docker.socket"]))
+		id.DockerActive = activeState(cleanValue(kv["active.docker.service"]))
+	} else {
+		id.DockerEnabled, id.DockerActive = "unknown", "unknown"
+	}
+	return id, ""
+}
+
+// parseNodeCert returns the node (leaf) certificate of swarm-node.crt, which
+// holds the node certificate followed by the issuing CA chain.
+func parseNodeCert(raw []byte) (*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := raw
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, errors.New("cannot parse certificate")
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		if c, err := x509.ParseCertificate(raw); err == nil { // DER, just in case
+			certs = append(certs, c)
+		} else {
+			return nil, errors.New("no PEM certificate in file")
+		}
+	}
+	for _, c := range certs {
+		if !c.IsCA {
+			return c, nil
+		}
+	}
+	return certs[0], nil
+}
+
+// enabledState maps systemctl is-enabled answers for docker.service and
+// docker.socket to "yes" (docker starts at boot or on first socket use),
+// "no" or "unknown" (no answer, e.g. systemd not running).
+func enabledState(service, socket string) string {
+	yes := func(s string) bool {
+		switch s {
+		case "enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "linked", "linked-runtime", "transient":
+			return true
+		}
+		return false
+	}
+	no := func(s string) bool {
+		switch s {
+		case "disabled", "masked", "masked-runtime", "not-found", "bad":
+			return true
+		}
+		return false
+	}
+	if service == "masked" || service == "masked-runtime" {
+		return "no" // the socket cannot start a masked service
+	}
+	if yes(service) || yes(socket) {
+		return "yes"
+	}
+	if no(service) && (no(socket) || socket == "") {
+		return "no"
+	}
+	return "unknown"
+}
+
+// activeState maps systemctl is-active for docker.service.
+func activeState(service string) string {
+	switch service {
+	case "active", "activating", "reloading", "refreshing":
+		return "yes"
+	case "inactive", "failed", "deactivating", "maintenance":
+		return "no"
+	}
+	return "unknown"
+}
+
+// cleanValue keeps a guest-supplied value short and printable.
+func cleanValue(s string) string {
+	s = strings.TrimSpace(s)
+	var b strings.Builder
+	for _, r := range s {
+		if r > 0x20 && r < 0x7f {
+			b.WriteRune(r)
+		}
+		if b.Len() >= 128 {
+			break
+		}
+	}
+	return b.String()
+}
+
+func firstLine(b []byte) string {
+	s := string(b)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return sanitizeLine(s)
+}
+
+// scrub removes the password from a reason, in case a guest or server ever
+// echoes it (vSphere faults do not).
+func scrub(reason string, auth types.BaseGuestAuthentication) string {
+	if a, ok := auth.(*types.NamePasswordAuthentication); ok && len(a.Password) >= 3 {
+		reason = strings.ReplaceAll(reason, a.Password, "***")
+	}
+	return reason
+}
