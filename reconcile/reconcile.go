@@ -17,8 +17,9 @@ type state struct {
 	nodes []*nodeState
 	// vmNodes holds, per VM, the node IDs it matched (sorted, distinct).
 	vmNodes [][]string
-	// guests holds the usable guest probes, by VM.
+	// guests holds the usable guest probes, by VM; probes every probe, failed ones too.
 	guests map[int]GuestIdentity
+	probes map[int]GuestIdentity
 	// tplCands holds, per template, the descriptions it was a hostname candidate for.
 	tplCands map[int][]tplCand
 }
@@ -103,12 +104,15 @@ func newState(snap Snapshot, hist History) *state {
 	slices.SortStableFunc(guests, func(a, b GuestIdentity) int {
 		return cmp.Or(cmp.Compare(a.VMRef, b.VMRef), a.ProbedAt.Compare(b.ProbedAt))
 	})
+	st.probes = map[int]GuestIdentity{}
 	for _, g := range guests {
-		if g.Error != "" {
+		i, ok := st.ix.vmByRef(g.VMRef)
+		if !ok {
 			continue
 		}
-		if i, ok := st.ix.vmByRef(g.VMRef); ok {
-			st.guests[i] = g // the latest probe wins
+		st.probes[i] = g // the latest probe wins, failed or not
+		if g.Error == "" {
+			st.guests[i] = g
 		}
 	}
 	return st
@@ -129,6 +133,9 @@ func (st *state) vmStatuses() []VMStatus {
 	out := make([]VMStatus, len(st.ix.vms))
 	for i, v := range st.ix.vms {
 		out[i] = VMStatus{VM: v, NodeIDs: st.vmNodes[i]}
+		if g, ok := st.probes[i]; ok {
+			out[i].Guest = &g
+		}
 	}
 	return out
 }

@@ -31,6 +31,8 @@ type Summary struct {
 type VMStatus struct {
 	VM
 	NodeIDs []string `json:"node_ids,omitempty"`
+	// Guest is the latest guest probe of the VM (audit -verify), errors included.
+	Guest *GuestIdentity `json:"guest,omitempty"`
 }
 
 // NodeStatus is a node with the VMs each of its descriptions matched.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/cli/flags"
+	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vmreconcile/vmreconcile/collect"
@@ -25,8 +26,10 @@ func init() { register("audit", func() command { return &audit{} }) }
 type audit struct {
 	*flags.DatacenterFlag
 	*swarmFlag
+	*guestFlag
 
 	configFile string
+	verify     bool
 	failOn     string
 
 	cfg config.Config
@@ -38,6 +41,9 @@ func (cmd *audit) Register(ctx context.Context, f *flag.FlagSet) {
 	cmd.DatacenterFlag.Register(ctx, f)
 	cmd.swarmFlag = &swarmFlag{}
 	cmd.swarmFlag.Register(ctx, f)
+	cmd.guestFlag = &guestFlag{}
+	cmd.guestFlag.Register(ctx, f)
+	f.BoolVar(&cmd.verify, "verify", false, "Probe candidate VMs from inside through guest operations (needs -l or GOVC_GUEST_LOGIN)")
 	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file (YAML) [VMRECONCILE_CONFIG]")
 	f.StringVar(&cmd.failOn, "fail-on", "warning", "Exit 3 when a finding is at least this severe: critical, warning, info or never")
 }
@@ -54,6 +60,12 @@ func (cmd *audit) Process(ctx context.Context) error {
 		return err
 	}
 	cmd.cfg = cfg
+	if err := cmd.guestFlag.Process(cfg); err != nil {
+		return err
+	}
+	if cmd.verify && !cmd.guestFlag.hasLogin() {
+		return usagef("-verify needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in -config)")
+	}
 	if cmd.OutputFlag.XML || cmd.OutputFlag.Dump {
 		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
 	}
@@ -102,6 +114,12 @@ func (cmd *audit) Run(ctx context.Context, args []string) error {
 		observe:  cmd.swarmFlag.observeOptions(cmd.cfg),
 		failOn:   reconcile.Severity(cmd.failOn),
 		json:     cmd.OutputFlag.JSON,
+	}
+	if cmd.verify {
+		a.verify = &verifier{clients: map[string]*vim25.Client{}, guest: cmd.guestFlag}
+		for _, vc := range vcs {
+			a.verify.clients[vc.Name] = vc.Client
+		}
 	}
 	return a.execute(ctx)
 }
@@ -170,7 +188,9 @@ type auditRun struct {
 	observe  swarm.ObserveOptions
 	history  reconcile.History
 	failOn   reconcile.Severity // or "never"
-	json     bool
+	// verify, when set, probes candidate VMs from inside and reconciles again.
+	verify *verifier
+	json   bool
 	// banner, when set, is printed above the table (the demo labels itself).
 	banner string
 }
@@ -184,6 +204,14 @@ func (a *auditRun) execute(ctx context.Context) error {
 		return sourceError(err)
 	}
 	res := reconcile.Reconcile(snap, a.history)
+	if a.verify != nil {
+		if p := progress(); p != nil {
+			p("probing candidate VMs through guest operations")
+		}
+		snap.Guests = a.verify.probe(ctx, snap, res)
+		res = reconcile.Reconcile(snap, a.history)
+	}
+	clearProgress()
 	if err := a.render(out.stdout, res); err != nil {
 		return err
 	}
@@ -225,6 +253,13 @@ func progress() func(string, ...any) {
 	start := time.Now()
 	return func(format string, args ...any) {
 		fmt.Fprintf(os.Stderr, "\r\033[K[%4.1fs] %s", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+// clearProgress erases the progress line, if any.
+func clearProgress() {
+	if progress() != nil {
+		fmt.Fprint(os.Stderr, "\r\033[K")
 	}
 }
 

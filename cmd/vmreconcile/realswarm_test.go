@@ -108,4 +108,3 @@ func TestRealSwarmAudit(t *testing.T) {
 		t.Logf("shared-node-id %s: vms %v, original %s, %d evidence lines", f.NodeID, f.VMs, f.Original, len(f.Evidence))
 	})
 }
-

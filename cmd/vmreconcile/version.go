@@ -15,9 +15,11 @@ var buildVersion = "dev"
 type version struct{}
 
 func (cmd *version) Register(ctx context.Context, f *flag.FlagSet) {}
-func (cmd *version) Process(ctx context.Context) error            { return nil }
-func (cmd *version) Usage() string                                { return "" }
-func (cmd *version) Description() string                          { return "Print the version of vmreconcile and of its vSphere and Docker libraries." }
+func (cmd *version) Process(ctx context.Context) error             { return nil }
+func (cmd *version) Usage() string                                 { return "" }
+func (cmd *version) Description() string {
+	return "Print the version of vmreconcile and of its vSphere and Docker libraries."
+}
 
 func (cmd *version) Run(ctx context.Context, args []string) error {
 	fmt.Fprintf(out.stdout, "vmreconcile %s\n", buildVersion)
