@@ -1,0 +1,121 @@
+package swarm
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned returns a PEM certificate and key for 127.0.0.1.
+func selfSigned(t *testing.T, cn string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// TestNewClientTLS: a config-file swarm with an MKE-style bundle directory.
+// The server demands the bundle's client certificate; tls_verify decides
+// whether the server's own certificate is checked against ca.pem.
+func TestNewClientTLS(t *testing.T) {
+	srvCert, srvKey := selfSigned(t, "manager")
+	cliCert, cliKey := selfSigned(t, "admin")
+	pair, err := tls.X509KeyPair(srvCert, srvKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCAs := x509.NewCertPool()
+	clientCAs.AppendCertsFromPEM(cliCert)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.41")
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/version") {
+			w.Write([]byte(`{"ApiVersion":"1.41","Version":"20.10.24"}`))
+			return
+		}
+		w.Write([]byte("OK"))
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
+	srv.StartTLS()
+	defer srv.Close()
+	host := "tcp://" + srv.Listener.Addr().String()
+
+	bundle := func(ca []byte) string {
+		dir := t.TempDir()
+		for name, b := range map[string][]byte{"ca.pem": ca, "cert.pem": cliCert, "key.pem": cliKey} {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	otherCA, _ := selfSigned(t, "some other CA")
+	ping := func(verify bool, dir string) error {
+		cli, err := NewClientTLS(host, verify, dir)
+		if err != nil {
+			return err
+		}
+		defer cli.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		v, err := cli.ServerVersion(ctx)
+		if err == nil && v.APIVersion != "1.41" {
+			t.Errorf("version %+v", v)
+		}
+		return err
+	}
+	if err := ping(true, bundle(srvCert)); err != nil {
+		t.Errorf("tls_verify with the right CA: %v", err)
+	}
+	if err := ping(false, bundle(otherCA)); err != nil {
+		t.Errorf("without tls_verify the server certificate is not checked: %v", err)
+	}
+	err = ping(true, bundle(otherCA))
+	if err == nil {
+		t.Fatal("tls_verify with the wrong CA connected")
+	}
+	if strings.Contains(err.Error(), "PRIVATE KEY") || strings.Contains(err.Error(), string(cliKey[30:60])) {
+		t.Errorf("error leaks key material: %v", err)
+	}
+	// No client certificate at all: the server refuses.
+	if err := ping(false, ""); err == nil {
+		t.Error("no client certificate, yet connected")
+	}
+	if _, err := NewClientTLS(host, true, t.TempDir()); err == nil || !strings.Contains(err.Error(), "ca.pem") {
+		t.Errorf("empty bundle dir: %v", err)
+	}
+}
