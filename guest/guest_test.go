@@ -170,6 +170,7 @@ func TestProbeClonedNodes(t *testing.T) {
 			NodeID: "x1kq7bq9vbyt0sbxbivvv1i5o", Role: "swarm-worker", ClusterID: "8wyt2yqbzkmffykfddmqxs0gf",
 			CertNotAfter: notAfter, EngineID: engineID, KeyJSON: true, MachineID: machineID,
 			DockerEnabled: "yes", DockerActive: "yes",
+			Hostname: id.Hostname, // the container's host name; asserted in TestProbeHostKeysCloudInit
 		}
 		if id != want {
 			t.Errorf("identity\n got %+v\nwant %+v", id, want)
@@ -347,5 +348,45 @@ exit 3`
 	_, _, _, err = guest.Run(tctx, c, vm, login(), "sleep 30")
 	if guest.Describe(err) != "timed out" {
 		t.Errorf("timeout: %v", err)
+	}
+}
+
+// The fields preclone uses: host name, SSH host keys and cloud-init state.
+func TestProbeHostKeysCloudInit(t *testing.T) {
+	ctx, c, _ := guesttest.Simulator(t)
+	vms := guesttest.NewVMs(t, ctx, c,
+		guesttest.VMSpec{
+			Name:       "keys-and-ci",
+			DockerArgs: []string{"--hostname=wk-keys"},
+			Files: map[string]string{
+				"/etc/ssh/ssh_host_ed25519_key":     "private",
+				"/etc/ssh/ssh_host_ed25519_key.pub": "ssh-ed25519 AAAA",
+				"/var/lib/cloud/data/instance-id":   "iid-datasource-vmware-42\n",
+			},
+		},
+		guesttest.VMSpec{
+			Name:  "link-only",
+			Files: map[string]string{"/var/lib/cloud/instances/i-0abc/boot-finished": "x", "/etc/ssh/ssh_host_rsa_key.pub": "pub only"},
+		},
+		guesttest.VMSpec{Name: "bare", DockerArgs: []string{"--hostname=bare-01"}},
+	)
+	guesttest.Exec(t, vms[1], "ln -s /var/lib/cloud/instances/i-0abc /var/lib/cloud/instance")
+
+	ids := make([]reconcile.GuestIdentity, len(vms))
+	for i, vm := range vms {
+		ids[i] = guest.Probe(ctx, c, toVM(t, ctx, vm), login(), guest.ProbeOptions{})
+		if ids[i].Error != "" {
+			t.Fatalf("vm %d: %s", i, ids[i].Error)
+		}
+	}
+	if id := ids[0]; id.Hostname != "wk-keys" || !id.SSHHostKeys || id.CloudInitInstance != "iid-datasource-vmware-42" {
+		t.Errorf("keys-and-ci: %+v", id)
+	}
+	// Only a public key is no host key; the instance link names the instance.
+	if id := ids[1]; id.SSHHostKeys || id.CloudInitInstance != "i-0abc" || id.Hostname == "" {
+		t.Errorf("link-only: %+v", id)
+	}
+	if id := ids[2]; id.Hostname != "bare-01" || id.SSHHostKeys || id.CloudInitInstance != "" {
+		t.Errorf("bare: %+v", id)
 	}
 }

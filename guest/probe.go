@@ -82,6 +82,13 @@ fi
 if [ -e /etc/docker/key.json ]; then echo key_json=yes; else echo key_json=no; fi
 if [ -e /etc/kubernetes/kubelet.conf ]; then echo kubelet_conf=yes; else echo kubelet_conf=no; fi
 if [ -n "$(ls -A /var/lib/kubelet/pki 2>/dev/null | head -n 1)" ]; then echo kubelet_pki=yes; else echo kubelet_pki=no; fi
+echo "hostname=$(uname -n 2>/dev/null | head -c 256)"
+if [ -n "$(ls /etc/ssh/ssh_host_*_key 2>/dev/null | head -n 1)" ]; then echo ssh_host_keys=yes; else echo ssh_host_keys=no; fi
+ci=
+if [ -r /var/lib/cloud/data/instance-id ]; then ci=$(first /var/lib/cloud/data/instance-id 256); fi
+if [ -z "$ci" ] && [ -L /var/lib/cloud/instance ]; then ci=$(readlink /var/lib/cloud/instance 2>/dev/null | sed 's|.*/||'); fi
+if [ -z "$ci" ] && [ -d /var/lib/cloud/instance ]; then ci=unknown; fi
+echo "cloud_init_instance=$ci"
 if command -v systemctl >/dev/null 2>&1; then
 	echo systemctl=yes
 	for u in docker.service docker.socket; do
@@ -97,8 +104,9 @@ echo "end=ok"
 // Probe reads the swarm and machine identity inside one VM through guest
 // operations: swarm-node.crt (node ID = Subject CN, role = OU, cluster ID =
 // O, NotAfter), the engine ID, whether /etc/docker/key.json exists,
-// /etc/machine-id, docker.service/docker.socket state and kubelet
-// credentials. It runs one guest script (see Run) and parses its report.
+// /etc/machine-id, docker.service/docker.socket state, kubelet
+// credentials, the host name, whether SSH host keys exist and cloud-init's
+// instance state. It runs one guest script (see Run) and parses its report.
 //
 // It never returns an error: failures (VM off, tools not running, invalid
 // login, unreadable files, timeouts) become GuestIdentity.Error, a one-line
@@ -279,6 +287,9 @@ func parseReport(report []byte) (reconcile.GuestIdentity, string) {
 	id.MachineID = cleanValue(kv["machine_id"])
 	id.KeyJSON = kv["key_json"] == "yes"
 	id.KubeletCreds = kv["kubelet_conf"] == "yes" || kv["kubelet_pki"] == "yes"
+	id.Hostname = cleanValue(kv["hostname"])
+	id.SSHHostKeys = kv["ssh_host_keys"] == "yes"
+	id.CloudInitInstance = cleanValue(kv["cloud_init_instance"])
 	if kv["systemctl"] == "yes" {
 		id.DockerEnabled = enabledState(cleanValue(kv["enabled.docker.service"]), cleanValue(kv["enabled.docker.socket"]))
 		id.DockerActive = activeState(cleanValue(kv["active.docker.service"]))

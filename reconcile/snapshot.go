@@ -130,6 +130,15 @@ type GuestIdentity struct {
 	DockerEnabled string `json:"docker_enabled,omitempty"`
 	DockerActive  string `json:"docker_active,omitempty"`
 	KubeletCreds  bool   `json:"kubelet_creds,omitempty"`
+	// Hostname is the guest's kernel host name (uname -n), the name Docker
+	// reports to the swarm manager.
+	Hostname string `json:"hostname,omitempty"`
+	// SSHHostKeys is true when /etc/ssh/ssh_host_*_key files exist.
+	SSHHostKeys bool `json:"ssh_host_keys,omitempty"`
+	// CloudInitInstance is the instance ID of cloud-init's per-instance state
+	// (/var/lib/cloud/data/instance-id, else the /var/lib/cloud/instance link);
+	// "" when there is none.
+	CloudInitInstance string `json:"cloud_init_instance,omitempty"`
 }
 
 // History is what earlier runs saw, as the store keeps it. The zero value is an

@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/simulator"
@@ -71,9 +73,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// cpuTime is the CPU time the process (client and in-process vcsim) has used.
+// The benchmarks report it per op next to wall time, which on a shared
+// machine moves with other load.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the CPU time per op used since start.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
 func BenchmarkInventory(b *testing.B) {
 	ctx, c := benchClient(b)
 	b.ReportAllocs()
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		vms, err := Inventory(ctx, c, c.ServiceContent.RootFolder, InventoryOptions{})
 		if err != nil {
@@ -91,6 +110,7 @@ func BenchmarkInventory(b *testing.B) {
 func BenchmarkBareCollect(b *testing.B) {
 	ctx, c := benchClient(b)
 	b.ReportAllocs()
+	defer reportCPU(b, cpuTime())
 	for b.Loop() {
 		vms, err := bareCollect(ctx, c, c.ServiceContent.RootFolder)
 		if err != nil {

@@ -103,10 +103,10 @@ func decodeContainer(o *types.ObjectContent) container {
 func decodeVM(o *types.ObjectContent) (vm reconcile.VM, parent types.ManagedObjectReference, vmPathDir string, disks *diskInfo) {
 	vm.Ref = o.Obj.Value
 	var (
-		vapp      types.ManagedObjectReference
-		devices   []types.BaseVirtualDevice
-		guestNet  []types.GuestNicInfo
-		guestIP   string
+		vapp     types.ManagedObjectReference
+		devices  []types.BaseVirtualDevice
+		guestNet []types.GuestNicInfo
+		guestIP  string
 	)
 	for _, p := range o.PropSet {
 		switch p.Name {
