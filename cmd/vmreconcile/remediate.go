@@ -1,0 +1,808 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vmware/govmomi/cli/flags"
+	"github.com/vmware/govmomi/vapi/rest"
+	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vmreconcile/vmreconcile/collect"
+	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/daemon"
+	"github.com/vmreconcile/vmreconcile/guest"
+	"github.com/vmreconcile/vmreconcile/reconcile"
+	"github.com/vmreconcile/vmreconcile/remediate"
+	"github.com/vmreconcile/vmreconcile/store"
+	"github.com/vmreconcile/vmreconcile/vsphere"
+)
+
+func init() { register("remediate", func() command { return &remediateCmd{} }) }
+
+// remediateCmd is `vmreconcile remediate`: plan (default) or apply the
+// remediation of VMs that impersonate a swarm node.
+type remediateCmd struct {
+	*flags.DatacenterFlag
+	*swarmFlag
+
+	configFile      string
+	apply           bool
+	out             string
+	vms             stringList
+	action          string
+	forget          bool
+	maxActions      int
+	maxPercent      float64
+	shutdownTimeout time.Duration
+	login           string
+	storePath       string
+	verify          bool
+
+	fs       *flag.FlagSet
+	set      map[string]bool
+	cfg      config.Config
+	settings remediate.Settings
+	// flagLogin is -l or GOVC_GUEST_LOGIN, parsed.
+	flagLogin *types.NamePasswordAuthentication
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
+	persistOff()
+	cmd.DatacenterFlag, ctx = flags.NewDatacenterFlag(ctx)
+	cmd.DatacenterFlag.Register(ctx, f)
+	cmd.swarmFlag = &swarmFlag{}
+	cmd.swarmFlag.Register(ctx, f)
+	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file (YAML) [VMRECONCILE_CONFIG]")
+	f.BoolVar(&cmd.apply, "apply", false, "Execute the plan (default: print it and change nothing); 'remediate -apply FILE' executes a plan saved with -out")
+	f.StringVar(&cmd.out, "out", "", "Save the plan to FILE (JSON, with a fingerprint of what it was computed from)")
+	f.Var(&cmd.vms, "vm", "Act on this VM (name, inventory path or glob; repeatable) instead of the impostors the findings name")
+	f.StringVar(&cmd.action, "action", "", "disable-docker (default; policy.action) or power-off")
+	f.BoolVar(&cmd.forget, "forget-identity", false, "disable-docker also runs 'docker swarm leave --force' (local only) and moves /var/lib/docker/swarm and engine-id into a backup directory")
+	f.IntVar(&cmd.maxActions, "max-actions", 0, "Do nothing when more VMs than this qualify (default 1; policy.max_actions)")
+	f.Float64Var(&cmd.maxPercent, "max-percent", 0, "Do nothing when more than this percentage of the inventory's VMs qualify (default 10; policy.max_percent)")
+	f.DurationVar(&cmd.shutdownTimeout, "shutdown-timeout", 2*time.Minute, "power-off: wait this long for the guest to shut down before powering off hard")
+	f.StringVar(&cmd.login, "l", "", "Guest login user:password [GOVC_GUEST_LOGIN]; else guest.logins / guest.login of the config")
+	f.StringVar(&cmd.storePath, "store", "", "Journal store file (default: store.path when a config is given, else $XDG_STATE_HOME/vmreconcile/state.db or ~/.local/state/vmreconcile/state.db)")
+	f.BoolVar(&cmd.verify, "verify", true, "Probe the guests of powered-on VMs (guest operations, read only) to confirm shared node IDs, when a guest login is available")
+	cmd.fs = f
+}
+
+func (cmd *remediateCmd) Process(ctx context.Context) error {
+	cmd.set = map[string]bool{}
+	cmd.fs.Visit(func(f *flag.Flag) { cmd.set[f.Name] = true })
+	if err := cmd.swarmFlag.Process(ctx); err != nil {
+		return err
+	}
+	cfg, err := config.Load(cmd.configFile)
+	if err != nil {
+		return err
+	}
+	cmd.cfg = cfg
+	if cmd.OutputFlag.XML || cmd.OutputFlag.Dump {
+		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
+	}
+	addSecret(cfg.Guest.Login.Reveal())
+	for _, gl := range cfg.Guest.Logins {
+		addSecret(gl.Login.Reveal())
+		if _, p, ok := strings.Cut(gl.Login.Reveal(), ":"); ok {
+			addSecret(p)
+		}
+	}
+	if _, p, ok := strings.Cut(cfg.Guest.Login.Reveal(), ":"); ok {
+		addSecret(p)
+	}
+	login, src := cmd.login, "-l"
+	if login == "" {
+		login, src = os.Getenv("GOVC_GUEST_LOGIN"), "GOVC_GUEST_LOGIN"
+	}
+	if login != "" {
+		addSecret(login)
+		a, err := guest.ParseGuestLogin(login)
+		if err != nil {
+			return usagef("%s: %s", src, err)
+		}
+		addSecret(a.Password)
+		cmd.flagLogin = a
+	}
+	if cmd.shutdownTimeout <= 0 {
+		return usagef("-shutdown-timeout %s must be positive (fix: e.g. 2m)", cmd.shutdownTimeout)
+	}
+
+	s := remediate.Settings{
+		Action:         cfg.Policy.Action,
+		ForgetIdentity: cmd.forget,
+		Select:         cmd.vms,
+		Exclude:        cfg.Policy.Exclude,
+		MaxActions:     cfg.Policy.MaxActions,
+		MaxPercent:     cfg.Policy.MaxPercent,
+	}
+	if cmd.set["action"] {
+		s.Action = cmd.action
+	}
+	if cmd.set["max-actions"] {
+		if cmd.maxActions < 1 {
+			return usagef("-max-actions %d must be at least 1 (fix: e.g. -max-actions 1)", cmd.maxActions)
+		}
+		s.MaxActions = cmd.maxActions
+	}
+	if cmd.set["max-percent"] {
+		if cmd.maxPercent <= 0 || cmd.maxPercent > 100 {
+			return usagef("-max-percent %g must be in (0, 100] (fix: e.g. -max-percent 10)", cmd.maxPercent)
+		}
+		s.MaxPercent = cmd.maxPercent
+	}
+	if err := s.Normalize(); err != nil {
+		return usagef("%s", err)
+	}
+	cmd.settings = s
+	return nil
+}
+
+func (cmd *remediateCmd) Usage() string { return "[-apply [FILE]]" }
+
+func (cmd *remediateCmd) Description() string {
+	return `Plan, and with -apply execute, the remediation of VMs that impersonate a swarm node.
+
+Collects as audit does (and, with a guest login, probes the guests of the
+powered-on VMs to confirm shared node IDs), then plans an action for every VM
+a finding names as an impostor: every VM of a shared-node-id finding but its
+original, the clone of a clone-of-swarm-node finding. -vm NAME (repeatable,
+globs allowed) acts on the named VMs instead.
+
+Never touched: a finding's original, templates (the manual fix is printed),
+VMs whose custom attribute vmreconcile.skip is set, VMs matching
+policy.exclude. When more VMs qualify than -max-actions or -max-percent of the
+inventory allow, NOTHING is done (exit 3). Never runs 'docker node rm': a
+removed node ID is blacklisted, which would lock the original out too.
+
+Actions:
+  disable-docker  in the guest: systemctl disable --now docker.service
+                  docker.socket; with -forget-identity also docker swarm
+                  leave --force (local only) and move /var/lib/docker/swarm
+                  and engine-id to /var/lib/docker/vmreconcile-backup-TIME/
+  power-off       guest shutdown, then hard power-off after -shutdown-timeout
+
+Without -apply the plan is printed and nothing changes. -out FILE saves it;
+'remediate -apply FILE' re-collects and executes exactly that plan, or refuses
+it (exit 2) when the inventory or the findings changed since. Every action is
+journaled (intent before, outcome after) in the store: a rerun after a crash
+completes the interrupted action without doing anything twice.
+
+Guest login: -l user:password, GOVC_GUEST_LOGIN, or guest.logins/guest.login.
+
+Exit: 0 done (or nothing to do), 1 an action or guest login failed, 2 usage
+error or stale plan, 3 refused by the caps.
+
+Examples:
+  vmreconcile remediate -u ... -H tcp://mgr:2376 -l root:PASS
+  vmreconcile remediate -u ... -H tcp://mgr:2376 -out plan.json
+  vmreconcile remediate -u ... -H tcp://mgr:2376 -l root:PASS -apply plan.json`
+}
+
+// remediateReport is the -json output.
+type remediateReport struct {
+	Plan     remediate.Plan      `json:"plan"`
+	Applied  bool                `json:"applied"`
+	Outcomes []remediate.Outcome `json:"outcomes,omitempty"`
+}
+
+func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
+	var saved *remediate.Plan
+	switch {
+	case len(args) > 1:
+		return usagef("unexpected argument %q (fix: remediate takes at most one plan FILE, with -apply)", args[1])
+	case len(args) == 1 && !cmd.apply:
+		return usagef("plan file %q given without -apply (fix: vmreconcile remediate -apply %s)", args[0], args[0])
+	case len(args) == 1:
+		for _, f := range []string{"vm", "action", "forget-identity", "max-actions", "max-percent", "out"} {
+			if cmd.set[f] {
+				return usagef("-%s cannot be combined with a saved plan (fix: the plan file fixes what is done; compute a new plan instead)", f)
+			}
+		}
+		p, err := readPlan(args[0])
+		if err != nil {
+			return err
+		}
+		saved = &p
+		cmd.settings = p.Settings
+		cmd.settings.Exclude = cmd.cfg.Policy.Exclude // the current excludes apply
+	}
+	if cmd.apply && cmd.settings.Action == remediate.ActionDisableDocker && !cmd.haveLogin() {
+		return usagef("disable-docker needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in the config)")
+	}
+
+	a := &audit{DatacenterFlag: cmd.DatacenterFlag, swarmFlag: cmd.swarmFlag, cfg: cmd.cfg}
+	vcs, logout, err := a.connectVCenters(ctx)
+	if err != nil {
+		return err
+	}
+	defer logout()
+	sws, err := cmd.swarmFlag.connect(cmd.cfg)
+	if err != nil {
+		return err
+	}
+	snap, err := collect.Snapshot(ctx, vcs, sws, collect.Options{Observe: cmd.swarmFlag.observeOptions(cmd.cfg), Progress: progress()})
+	if err != nil {
+		return sourceError(err)
+	}
+	clients := map[string]*vim25.Client{}
+	for _, vc := range vcs {
+		clients[vc.Name] = vc.Client
+	}
+	clientFor := func(v remediate.VMInfo) *vim25.Client { return clients[v.VCenter] }
+
+	if cmd.verify && cmd.haveLogin() {
+		var probe []reconcile.VM
+		for _, v := range snap.VMs {
+			if v.PoweredOn() && !v.Template {
+				probe = append(probe, v)
+			}
+		}
+		snap.Guests = probeGuests(ctx, clients, probe, cmd.authForVM, cmd.cfg.Guest)
+	}
+	res := reconcile.Reconcile(snap, reconcile.History{})
+
+	cands, err := remediate.Candidates(snap, res, cmd.settings)
+	if err != nil {
+		return planError(err)
+	}
+	skip, err := skipMarkers(ctx, clients, snap, cands)
+	if err != nil {
+		return err
+	}
+	cmd.skipTags(ctx, vcs, snap, cands, skip)
+	plan, err := remediate.Compute(snap, res, remediate.Options{Settings: cmd.settings, Skip: skip})
+	if err != nil {
+		return planError(err)
+	}
+	if saved != nil {
+		if saved.Blocked != "" {
+			return usagef("plan %s was blocked by the caps when it was computed (%s) (fix: compute a new plan)", saved.ID, saved.Blocked)
+		}
+		done, err := doneInJournal(ctx, cmd.journalPath(), saved.ID)
+		if err != nil {
+			return err
+		}
+		if what := remediate.Stale(*saved, plan, done); what != "" {
+			return usagef("plan %s is stale: %s (fix: compute a new plan)", saved.ID, what)
+		}
+		fresh := plan
+		plan = *saved
+		if fresh.Blocked != "" {
+			plan.Blocked = fresh.Blocked
+		}
+	}
+	if cmd.out != "" {
+		if err := writePlan(cmd.out, plan); err != nil {
+			return err
+		}
+	}
+
+	report := remediateReport{Plan: plan}
+	finish := func(err error) error {
+		if cmd.OutputFlag.JSON {
+			enc := json.NewEncoder(out.stdout)
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			if jerr := enc.Encode(report); jerr != nil && err == nil {
+				err = jerr
+			}
+		}
+		return err
+	}
+	if !cmd.OutputFlag.JSON {
+		writePlanTable(out.stdout, plan)
+	}
+	if plan.Blocked != "" {
+		var names []string
+		for _, e := range plan.Entries {
+			names = append(names, e.VM.Name)
+		}
+		fmt.Fprintf(out.stderr, "vmreconcile remediate: REFUSED, NOTHING DONE: %s (qualifying VMs: %s) (fix: check the findings; raise -max-actions/-max-percent only if they are all right)\n",
+			plan.Blocked, strings.Join(names, ", "))
+		return finish(&findingsError{code: ExitFindings})
+	}
+	if !cmd.apply {
+		if !cmd.OutputFlag.JSON {
+			switch {
+			case len(plan.Entries) == 0:
+				fmt.Fprintln(out.stdout, "\nNothing to do.")
+			case cmd.out != "":
+				fmt.Fprintf(out.stdout, "\nDry run: nothing was changed. Plan saved to %s; execute it with: vmreconcile remediate -apply %s\n", cmd.out, cmd.out)
+			default:
+				fmt.Fprintln(out.stdout, "\nDry run: nothing was changed. Execute with -apply (or save with -out FILE, then -apply FILE).")
+			}
+		}
+		return finish(nil)
+	}
+	if len(plan.Entries) == 0 {
+		if !cmd.OutputFlag.JSON {
+			fmt.Fprintln(out.stdout, "\nNothing to do.")
+		}
+		return finish(nil)
+	}
+
+	st, err := store.Open(cmd.journalPath(), store.Options{})
+	if err != nil {
+		return fmt.Errorf("journal: %s", oneLine(err.Error()))
+	}
+	defer st.Close()
+	x := &remediate.Executor{
+		ClientFor:       clientFor,
+		Auth:            func(v remediate.VMInfo) types.BaseGuestAuthentication { return cmd.authFor(v.Name, v.Path) },
+		Journal:         st,
+		ShutdownTimeout: cmd.shutdownTimeout,
+		GuestTimeout:    cmd.cfg.Guest.Timeout + 3*time.Minute,
+		Progress:        progress(),
+	}
+	if err := x.Preflight(ctx, plan); err != nil {
+		var pe *remediate.PreflightError
+		if errors.As(err, &pe) {
+			for _, l := range pe.Lines {
+				fmt.Fprintf(out.stderr, "vmreconcile remediate: %s\n", redact(oneLine(l)))
+			}
+			fmt.Fprintf(out.stderr, "vmreconcile remediate: nothing was done: guest operations failed on %d VM(s) (fix: check the guest login)\n", len(pe.Lines))
+			return finish(&findingsError{code: ExitRuntime})
+		}
+		return err
+	}
+	outs, err := x.Apply(ctx, plan)
+	report.Applied, report.Outcomes = true, outs
+	if !cmd.OutputFlag.JSON {
+		writeOutcomes(out.stdout, plan, outs)
+	}
+	if err != nil {
+		return finish(fmt.Errorf("%s", redact(oneLine(err.Error()))))
+	}
+	return finish(nil)
+}
+
+// doneInJournal reports the entries of plan id an earlier apply finished.
+func doneInJournal(ctx context.Context, file, id string) (func(remediate.Entry) bool, error) {
+	if _, err := os.Stat(file); err != nil {
+		return func(remediate.Entry) bool { return false }, nil // no journal yet: nothing done
+	}
+	st, err := store.Open(file, store.Options{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("journal: %s", oneLine(err.Error()))
+	}
+	defer st.Close()
+	es, err := st.JournalEntries(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %s", oneLine(err.Error()))
+	}
+	done := map[string]bool{}
+	for _, e := range es {
+		if e.Phase == store.PhaseOutcome && e.Status == remediate.StatusDone {
+			done[e.VMRef+" "+e.Action] = true
+		}
+	}
+	return func(e remediate.Entry) bool { return done[e.VM.Ref+" "+e.JournalAction()] }, nil
+}
+
+func planError(err error) error {
+	if remediate.IsSelectError(err) {
+		return usagef("%s (fix: check the VM name or pattern)", err)
+	}
+	return usagef("%s", err)
+}
+
+func (cmd *remediateCmd) haveLogin() bool {
+	return cmd.flagLogin != nil || cmd.cfg.Guest.Login != "" || len(cmd.cfg.Guest.Logins) > 0
+}
+
+func (cmd *remediateCmd) authForVM(v reconcile.VM) types.BaseGuestAuthentication {
+	return cmd.authFor(v.Name, v.Path)
+}
+
+// authFor picks the guest login of a VM (see guestAuth).
+func (cmd *remediateCmd) authFor(name, vmPath string) types.BaseGuestAuthentication {
+	return guestAuth(cmd.cfg.Guest, cmd.flagLogin, name, vmPath)
+}
+
+// guestAuth picks the guest login of a VM: override (-l,
+// GOVC_GUEST_LOGIN) when set, else the first guest.logins pattern matching
+// its name or inventory path, else guest.login; nil when there is none.
+func guestAuth(g config.Guest, override *types.NamePasswordAuthentication, name, vmPath string) types.BaseGuestAuthentication {
+	if override != nil {
+		return override
+	}
+	for _, gl := range g.Logins {
+		m1, _ := path.Match(gl.Pattern, name)
+		m2, _ := path.Match(gl.Pattern, vmPath)
+		if m1 || m2 {
+			if a, err := guest.ParseGuestLogin(gl.Login.Reveal()); err == nil {
+				return a
+			}
+		}
+	}
+	if g.Login != "" {
+		if a, err := guest.ParseGuestLogin(g.Login.Reveal()); err == nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// journalPath: -store; else store.path when a config file or
+// VMRECONCILE_STORE_PATH is given (shared with the daemon); else the
+// per-user state directory.
+func (cmd *remediateCmd) journalPath() string {
+	if cmd.storePath != "" {
+		return cmd.storePath
+	}
+	if cmd.configFile != "" || os.Getenv("VMRECONCILE_STORE_PATH") != "" {
+		return cmd.cfg.Store.Path
+	}
+	return defaultStatePath()
+}
+
+func defaultStatePath() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "vmreconcile", "state.db")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return filepath.Join(os.TempDir(), "vmreconcile-state.db")
+	}
+	return filepath.Join(home, ".local", "state", "vmreconcile", "state.db")
+}
+
+// probeGuests probes the VMs (grouped by vCenter) and returns their
+// identities in the order of vms.
+func probeGuests(ctx context.Context, clients map[string]*vim25.Client, vms []reconcile.VM, auth func(reconcile.VM) types.BaseGuestAuthentication, g config.Guest) []reconcile.GuestIdentity {
+	var out []reconcile.GuestIdentity
+	byVC := map[string][]reconcile.VM{}
+	var order []string
+	for _, v := range vms {
+		if _, ok := byVC[v.VCenter]; !ok {
+			order = append(order, v.VCenter)
+		}
+		byVC[v.VCenter] = append(byVC[v.VCenter], v)
+	}
+	for _, vc := range order {
+		c := clients[vc]
+		if c == nil {
+			continue
+		}
+		out = append(out, guest.ProbeAll(ctx, c, byVC[vc], auth, g.Concurrency, g.Timeout)...)
+	}
+	return out
+}
+
+func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, snap reconcile.Snapshot, refs []string) (map[string]string, error) {
+	vcOf := map[string]string{}
+	for _, v := range snap.VMs {
+		vcOf[v.Ref] = v.VCenter
+	}
+	byVC := map[string][]string{}
+	for _, r := range refs {
+		byVC[vcOf[r]] = append(byVC[vcOf[r]], r)
+	}
+	skip := map[string]string{}
+	for vc, rs := range byVC {
+		c := clients[vc]
+		if c == nil {
+			continue
+		}
+		m, err := remediate.SkipMarkers(ctx, c, rs)
+		if err != nil {
+			return nil, fmt.Errorf("vcenter %s: %s", vc, oneLine(err.Error()))
+		}
+		for k, v := range m {
+			skip[k] = v
+		}
+	}
+	return skip, nil
+}
+
+// skipTags adds the candidates tagged vmreconcile.skip to skip. Tags need a
+// vAPI REST session; when it cannot be had (an ESX host, no vAPI endpoint)
+// a warning says so and only the custom attribute counts.
+func (cmd *remediateCmd) skipTags(ctx context.Context, vcs []collect.VCenter, snap reconcile.Snapshot, refs []string, skip map[string]string) {
+	if len(refs) == 0 {
+		return
+	}
+	vcOf := map[string]string{}
+	for _, v := range snap.VMs {
+		vcOf[v.Ref] = v.VCenter
+	}
+	for _, vc := range vcs {
+		var mine []string
+		for _, r := range refs {
+			if vcOf[r] == vc.Name {
+				mine = append(mine, r)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		m, err := func() (map[string]string, error) {
+			rc, logout, err := cmd.restClient(ctx, vc)
+			if err != nil {
+				return nil, err
+			}
+			defer logout()
+			return remediate.SkipTags(ctx, rc, mine)
+		}()
+		if err != nil {
+			fmt.Fprintf(out.stderr, "vmreconcile remediate: warning: vcenter %s: vSphere tags not checked for the %s marker (%s); the custom attribute still counts\n",
+				vc.Name, remediate.SkipMarker, redact(oneLine(err.Error())))
+			continue
+		}
+		for k, v := range m {
+			if _, ok := skip[k]; !ok {
+				skip[k] = v
+			}
+		}
+	}
+}
+
+// restClient logs in to the vAPI endpoint of a connected vCenter with the
+// credentials it was connected with.
+func (cmd *remediateCmd) restClient(ctx context.Context, vc collect.VCenter) (*rest.Client, func(), error) {
+	for _, c := range cmd.cfg.VCenters {
+		if vsphere.HostOf(c.URL) != vc.Name || cmd.ClientFlag.Session.URL != nil && cmd.ClientFlag.Session.URL.Host != "" {
+			continue
+		}
+		rc := rest.NewClient(vc.Client)
+		if err := rc.Login(ctx, url.UserPassword(c.Username, c.Password.Reveal())); err != nil {
+			return nil, nil, err
+		}
+		return rc, func() { _ = rc.Logout(context.WithoutCancel(ctx)) }, nil
+	}
+	rc, err := cmd.ClientFlag.RestClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	return rc, func() {}, nil // the flag's session is logged out with the SOAP one
+}
+
+func readPlan(file string) (remediate.Plan, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return remediate.Plan{}, usagef("plan file: %s", oneLine(err.Error()))
+	}
+	var p remediate.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return remediate.Plan{}, usagef("plan file %s: not a vmreconcile plan: %s", file, oneLine(err.Error()))
+	}
+	if p.Version != remediate.PlanVersion || p.ID == "" || p.Fingerprint.Digest == "" {
+		return remediate.Plan{}, usagef("plan file %s: not a vmreconcile plan of version %d (fix: compute a new plan with -out)", file, remediate.PlanVersion)
+	}
+	if err := p.Settings.Normalize(); err != nil {
+		return remediate.Plan{}, usagef("plan file %s: %s", file, err)
+	}
+	return p, nil
+}
+
+func writePlan(file string, p remediate.Plan) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, append(b, '\n'), 0o600); err != nil {
+		return usagef("-out: %s", oneLine(err.Error()))
+	}
+	return nil
+}
+
+func writePlanTable(w io.Writer, p remediate.Plan) {
+	s := p.Settings
+	what := s.Action
+	if s.ForgetIdentity {
+		what += " -forget-identity"
+	}
+	fmt.Fprintf(w, "PLAN %s: %s (inventory: %d VMs; caps: %d action(s), %g%%)\n", p.ID, what, p.InventoryVMs, s.MaxActions, s.MaxPercent)
+	if p.Blocked != "" {
+		fmt.Fprintf(w, "\n*** REFUSED BY THE CAPS: %s. NOTHING WILL BE DONE. ***\n", p.Blocked)
+		fmt.Fprintln(w, "Qualifying VMs (NOT acted on):")
+	}
+	if len(p.Entries) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VM\tACTION\tREASON\tFINDING")
+		for _, e := range p.Entries {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.VM.Name+" ("+e.VM.Path+", "+e.VM.Ref+")", e.JournalAction(), e.Reason, orDash(e.FindingKind))
+		}
+		tw.Flush()
+	}
+	if len(p.AlreadyDone) > 0 {
+		fmt.Fprintln(w, "\nAlready done (not acted on):")
+		for _, e := range p.AlreadyDone {
+			fmt.Fprintf(w, "  %s (%s, %s): %s\n", e.VM.Name, e.VM.Path, e.VM.Ref, e.Reason)
+		}
+	}
+	if len(p.Refused) > 0 {
+		fmt.Fprintln(w, "\nRefused (never touched):")
+		for _, r := range p.Refused {
+			fmt.Fprintf(w, "  %s (%s, %s): %s\n", r.VM.Name, r.VM.Path, r.VM.Ref, r.Why)
+			if r.Fix != "" {
+				fmt.Fprintf(w, "    manual fix: %s\n", r.Fix)
+			}
+		}
+	}
+}
+
+func writeOutcomes(w io.Writer, p remediate.Plan, outs []remediate.Outcome) {
+	fmt.Fprintf(w, "\nAPPLIED %s:\n", p.ID)
+	for _, o := range outs {
+		fmt.Fprintf(w, "  %s (%s) %s: %s: %s\n", o.Entry.VM.Name, o.Entry.VM.Ref, o.Entry.JournalAction(), o.Status, redact(o.Detail))
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ---- the daemon's remediation (policy.remediate: dry-run or on) ----
+
+func init() { daemonRemediator = newDaemonRemediator }
+
+// daemonRemediation is what the daemon runs after an audit with findings:
+// the same planner, caps, skip markers and executor as `remediate`, with
+// the policy's settings, the config's vCenters and guest logins, and the
+// store as journal. Before planning it probes the guests of the VMs the
+// swarm-identity findings name (read only), so that shared node IDs are
+// confirmed and VMs already fixed are recognised as such.
+type daemonRemediation struct {
+	cfg      config.Config
+	settings remediate.Settings
+}
+
+func newDaemonRemediator(cfg config.Config) (daemon.Remediator, error) {
+	s := remediate.Settings{Action: cfg.Policy.Action, Exclude: cfg.Policy.Exclude, MaxActions: cfg.Policy.MaxActions, MaxPercent: cfg.Policy.MaxPercent}
+	if err := s.Normalize(); err != nil {
+		return nil, &config.Error{Key: "policy", Msg: err.Error()}
+	}
+	haveLogin := cfg.Guest.Login != "" || len(cfg.Guest.Logins) > 0
+	if cfg.Policy.Remediate == "on" && s.Action == remediate.ActionDisableDocker && !haveLogin {
+		return nil, &config.Error{Key: "guest.login", Msg: "policy.remediate is on with action disable-docker, but no guest login is configured (fix: set guest.login or guest.logins, or policy.action: power-off)"}
+	}
+	for _, l := range append([]config.GuestLogin{{Login: cfg.Guest.Login}}, cfg.Guest.Logins...) {
+		addSecret(l.Login.Reveal())
+		if _, p, ok := strings.Cut(l.Login.Reveal(), ":"); ok {
+			addSecret(p)
+		}
+	}
+	return &daemonRemediation{cfg: cfg, settings: s}, nil
+}
+
+func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result, dryRun bool) (string, error) {
+	involved := map[string]bool{}
+	for _, f := range res.Findings {
+		switch f.Kind {
+		case reconcile.KindSharedNodeID, reconcile.KindCloneOfSwarmNode, reconcile.KindTemplateCarriesSwarm:
+			for _, r := range f.VMRefs {
+				involved[r] = true
+			}
+		}
+	}
+	if len(involved) == 0 {
+		return "", nil
+	}
+	clients := map[string]*vim25.Client{}
+	var logouts []func()
+	defer func() {
+		for _, l := range logouts {
+			l()
+		}
+	}()
+	vcNeeded := map[string]bool{}
+	for _, v := range snap.VMs {
+		if involved[v.Ref] {
+			vcNeeded[v.VCenter] = true
+		}
+	}
+	for _, vc := range d.cfg.VCenters {
+		host := vsphere.HostOf(vc.URL)
+		if !vcNeeded[host] || clients[host] != nil {
+			continue
+		}
+		conn, err := vsphere.Connect(ctx, vsphere.ConnectOptions{URL: vc.URL, Username: vc.Username, Password: vc.Password.Reveal(),
+			Insecure: vc.Insecure, CACerts: vc.TLSCACerts, KnownHosts: vc.TLSKnownHosts})
+		if err != nil {
+			return "", fmt.Errorf("vcenter %s: %s", host, redact(oneLine(err.Error())))
+		}
+		clients[host] = conn.Client
+		logouts = append(logouts, conn.Logout)
+	}
+	auth := func(v reconcile.VM) types.BaseGuestAuthentication { return guestAuth(d.cfg.Guest, nil, v.Name, v.Path) }
+
+	// Confirm in the guests (replacing any older probe of those VMs).
+	var probe []reconcile.VM
+	for _, v := range snap.VMs {
+		if involved[v.Ref] && v.PoweredOn() && !v.Template && auth(v) != nil {
+			probe = append(probe, v)
+		}
+	}
+	if len(probe) > 0 {
+		fresh := probeGuests(ctx, clients, probe, auth, d.cfg.Guest)
+		keep := snap.Guests[:0:0]
+		for _, g := range snap.Guests {
+			if !involved[g.VMRef] {
+				keep = append(keep, g)
+			}
+		}
+		snap.Guests = append(keep, fresh...)
+		res = reconcile.Reconcile(snap, reconcile.History{})
+	}
+
+	cands, err := remediate.Candidates(snap, res, d.settings)
+	if err != nil {
+		return "", err
+	}
+	skip, err := skipMarkers(ctx, clients, snap, cands)
+	if err != nil {
+		return "", err
+	}
+	plan, err := remediate.Compute(snap, res, remediate.Options{Settings: d.settings, Skip: skip})
+	if err != nil {
+		return "", err
+	}
+	if plan.Blocked != "" {
+		var names []string
+		for _, e := range plan.Entries {
+			names = append(names, e.VM.Name)
+		}
+		return "", fmt.Errorf("%w: nothing done: %s (qualifying VMs: %s)", daemon.ErrRefused, plan.Blocked, strings.Join(names, ", "))
+	}
+	if len(plan.Entries) == 0 {
+		return "", nil
+	}
+	var parts []string
+	for _, e := range plan.Entries {
+		parts = append(parts, fmt.Sprintf("%s on %s (%s): %s", e.JournalAction(), e.VM.Name, e.VM.Ref, e.Reason))
+	}
+	if dryRun {
+		return "plan " + plan.ID + ": " + strings.Join(parts, "; "), nil
+	}
+	st, err := store.Open(d.cfg.Store.Path, store.Options{})
+	if err != nil {
+		return "", fmt.Errorf("journal: %s", oneLine(err.Error()))
+	}
+	defer st.Close()
+	x := &remediate.Executor{
+		ClientFor: func(v remediate.VMInfo) *vim25.Client { return clients[v.VCenter] },
+		Auth: func(v remediate.VMInfo) types.BaseGuestAuthentication {
+			return guestAuth(d.cfg.Guest, nil, v.Name, v.Path)
+		},
+		Journal:         st,
+		ShutdownTimeout: 2 * time.Minute,
+		GuestTimeout:    d.cfg.Guest.Timeout + 3*time.Minute,
+	}
+	if err := x.Preflight(ctx, plan); err != nil {
+		return "", fmt.Errorf("nothing done: guest operations failed: %s", redact(oneLine(err.Error())))
+	}
+	outs, err := x.Apply(ctx, plan)
+	parts = parts[:0]
+	for _, o := range outs {
+		parts = append(parts, fmt.Sprintf("%s on %s (%s): %s: %s", o.Entry.JournalAction(), o.Entry.VM.Name, o.Entry.VM.Ref, o.Status, o.Detail))
+	}
+	if err != nil {
+		return "", fmt.Errorf("plan %s: %s", plan.ID, redact(oneLine(strings.Join(parts, "; "))))
+	}
+	return "plan " + plan.ID + ": " + redact(strings.Join(parts, "; ")), nil
+}

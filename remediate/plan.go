@@ -1,0 +1,699 @@
+// Package remediate turns findings into a plan of actions on the VMs that
+// impersonate a swarm node, and executes such a plan through vSphere (guest
+// operations or power operations), journaling every action.
+//
+// It is split the way terraform is: Plan is a pure function (snapshot +
+// result + options in, Plan out: what would be done, what is refused and
+// why), an Executor carries a plan out, and every action is written to the
+// store's journal before (intent) and after (outcome) it is taken.
+//
+// Safety rules, all enforced by Plan:
+//   - a finding's original (the VM that owns the node ID) is never touched;
+//   - templates are never touched (reported with the manual fix);
+//   - VMs carrying the skip marker (custom attribute vmreconcile.skip set to
+//     a non-empty value) or matching an exclude pattern are never touched;
+//   - a shared-node-id finding whose original is undetermined is refused
+//     (name the impostor explicitly);
+//   - when more VMs qualify than -max-actions or -max-percent of the
+//     inventory allow, the plan is blocked and nothing is done at all.
+//
+// Nothing here ever removes a node on a manager (`docker node rm`
+// blacklists the shared ID and locks the original out as well).
+package remediate
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vmreconcile/vmreconcile/reconcile"
+)
+
+// Actions.
+const (
+	// ActionDisableDocker stops and disables docker.service and
+	// docker.socket in the guest (and, with ForgetIdentity, leaves the swarm
+	// locally and moves the swarm identity files into a backup directory).
+	ActionDisableDocker = "disable-docker"
+	// ActionPowerOff shuts the guest down, then powers the VM off hard after
+	// a timeout.
+	ActionPowerOff = "power-off"
+)
+
+// SkipMarker is the custom attribute (and the reserved tag name) that, set
+// to a non-empty value on a VM, keeps remediation away from it.
+const SkipMarker = "vmreconcile.skip"
+
+// PlanVersion is the version of the saved plan format.
+const PlanVersion = 1
+
+// Defaults of the caps.
+const (
+	DefaultMaxActions = 1
+	DefaultMaxPercent = 10.0
+)
+
+// Settings are the options of a plan that are saved with it (the re-plan of
+// `remediate -apply FILE` uses them).
+type Settings struct {
+	Action         string   `json:"action"`
+	ForgetIdentity bool     `json:"forget_identity,omitempty"`
+	Select         []string `json:"select,omitempty"` // -vm: names, inventory paths or path.Match globs
+	Exclude        []string `json:"exclude,omitempty"`
+	MaxActions     int      `json:"max_actions"`
+	MaxPercent     float64  `json:"max_percent"`
+}
+
+// Options tune Plan.
+type Options struct {
+	Settings
+	// Skip holds the VMs that carry the skip marker: VM ref → what was found
+	// (see SkipMarkers). Only the candidates need to be looked up.
+	Skip map[string]string
+	// Now stamps the plan (and seeds its ID); zero means time.Now().
+	Now time.Time
+}
+
+// VMInfo identifies a VM in a plan.
+type VMInfo struct {
+	Name       string `json:"name"`
+	Path       string `json:"path"`
+	Ref        string `json:"ref"`
+	VCenter    string `json:"vcenter,omitempty"`
+	PowerState string `json:"power_state"`
+}
+
+// Entry is one action of a plan.
+type Entry struct {
+	VM             VMInfo `json:"vm"`
+	Action         string `json:"action"`
+	ForgetIdentity bool   `json:"forget_identity,omitempty"`
+	Reason         string `json:"reason"`
+	FindingKey     string `json:"finding_key,omitempty"`
+	FindingKind    string `json:"finding_kind,omitempty"`
+	NodeID         string `json:"node_id,omitempty"`
+	// Original is the VM that keeps the identity (never touched).
+	Original string `json:"original,omitempty"`
+}
+
+// JournalAction is the action name written to the journal.
+func (e Entry) JournalAction() string {
+	if e.Action == ActionDisableDocker && e.ForgetIdentity {
+		return ActionDisableDocker + "+forget-identity"
+	}
+	return e.Action
+}
+
+// Refusal is a VM a finding names (or -vm selects) that the plan will not
+// touch, and why.
+type Refusal struct {
+	VM         VMInfo `json:"vm"`
+	FindingKey string `json:"finding_key,omitempty"`
+	Why        string `json:"why"`
+	// Fix is the manual fix, when there is one (templates).
+	Fix string `json:"fix,omitempty"`
+}
+
+// Plan is what remediation would do.
+type Plan struct {
+	Version  int       `json:"version"`
+	ID       string    `json:"id"`
+	Created  time.Time `json:"created"`
+	Settings Settings  `json:"settings"`
+	// InventoryVMs counts the VMs (not templates) of the snapshot, the base
+	// of MaxPercent.
+	InventoryVMs int `json:"inventory_vms"`
+	// Entries are the actions, in order.
+	Entries []Entry `json:"entries"`
+	// AlreadyDone lists qualifying VMs whose state already is what the
+	// action makes it (guest probe: Docker disabled and inactive; VM off).
+	// They count against no cap and are not acted on.
+	AlreadyDone []Entry `json:"already_done,omitempty"`
+	// Refused lists VMs that will not be touched, and why.
+	Refused []Refusal `json:"refused,omitempty"`
+	// Blocked, when set, says which cap refused the whole plan: Entries
+	// lists what qualified, and nothing will be done.
+	Blocked     string      `json:"blocked,omitempty"`
+	Fingerprint Fingerprint `json:"fingerprint"`
+}
+
+// Actionable reports whether applying the plan would do anything.
+func (p Plan) Actionable() bool { return p.Blocked == "" && len(p.Entries) > 0 }
+
+// Fingerprint is what a plan was computed from. A saved plan is applied
+// only when a fresh plan, computed the same way now, has the same
+// fingerprint.
+type Fingerprint struct {
+	// VMs are the VMs involved: acted on, already done, refused, and the
+	// originals of the findings involved.
+	VMs []FingerprintVM `json:"vms"`
+	// Findings are the keys of the swarm-identity findings of the result.
+	Findings []string `json:"findings"`
+	// Actions are "ref action" of the entries.
+	Actions []string `json:"actions"`
+	Digest  string   `json:"digest"`
+}
+
+// FingerprintVM is one VM of a fingerprint.
+type FingerprintVM struct {
+	Ref        string `json:"ref"`
+	Name       string `json:"name"`
+	PowerState string `json:"power_state"`
+}
+
+// swarmKinds are the findings about swarm identity remediation acts on (and
+// whose originals are protected).
+var swarmKinds = []string{reconcile.KindSharedNodeID, reconcile.KindCloneOfSwarmNode, reconcile.KindTemplateCarriesSwarm}
+
+// Normalize fills in defaults and validates settings.
+func (s *Settings) Normalize() error {
+	if s.Action == "" {
+		s.Action = ActionDisableDocker
+	}
+	switch s.Action {
+	case ActionDisableDocker, ActionPowerOff:
+	default:
+		return fmt.Errorf("unknown action %q (fix: %s or %s)", s.Action, ActionDisableDocker, ActionPowerOff)
+	}
+	if s.ForgetIdentity && s.Action != ActionDisableDocker {
+		return fmt.Errorf("forget-identity goes with %s, not %s", ActionDisableDocker, s.Action)
+	}
+	if s.MaxActions == 0 {
+		s.MaxActions = DefaultMaxActions
+	}
+	if s.MaxPercent == 0 {
+		s.MaxPercent = DefaultMaxPercent
+	}
+	if s.MaxActions < 0 {
+		return fmt.Errorf("max-actions %d is negative (fix: a small number such as 1)", s.MaxActions)
+	}
+	if s.MaxPercent < 0 || s.MaxPercent > 100 {
+		return fmt.Errorf("max-percent %g is outside 0..100 (fix: e.g. 10)", s.MaxPercent)
+	}
+	for _, p := range slices.Concat(s.Select, s.Exclude) {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("bad VM pattern %q: %v", p, err)
+		}
+	}
+	return nil
+}
+
+// candidate is a VM some finding or selector names for action.
+type candidate struct {
+	vm      reconcile.VM
+	finding *reconcile.Finding // nil: selected without a finding naming it
+	reason  string
+}
+
+// Candidates returns the refs of the VMs Plan would consider acting on,
+// before the skip marker is checked: look their markers up (SkipMarkers)
+// and pass them in Options.Skip.
+func Candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]string, error) {
+	if err := s.Normalize(); err != nil {
+		return nil, err
+	}
+	cands, _, err := candidates(snap, res, s)
+	if err != nil {
+		return nil, err
+	}
+	refs := make([]string, 0, len(cands))
+	for _, c := range cands {
+		refs = append(refs, c.vm.Ref)
+	}
+	return refs, nil
+}
+
+// Compute computes the plan: what remediation would do. It is pure: no I/O, and the same
+// input gives the same plan (the ID also depends on Options.Now).
+func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan, error) {
+	s := opts.Settings
+	if err := s.Normalize(); err != nil {
+		return Plan{}, err
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	p := Plan{Version: PlanVersion, Created: now.UTC(), Settings: s}
+	for _, v := range snap.VMs {
+		if !v.Template {
+			p.InventoryVMs++
+		}
+	}
+	byRef := map[string]reconcile.VM{}
+	for _, v := range snap.VMs {
+		byRef[v.Ref] = v
+	}
+	guests := map[string]reconcile.GuestIdentity{}
+	for _, g := range snap.Guests {
+		guests[g.VMRef] = g
+	}
+
+	// Originals are never touched.
+	protected := map[string]string{}
+	involved := map[string]bool{}
+	var keys []string
+	for _, f := range res.Findings {
+		if !slices.Contains(swarmKinds, f.Kind) {
+			continue
+		}
+		keys = append(keys, f.Key())
+		if f.Original != "" && len(f.VMRefs) > 0 {
+			ref := f.VMRefs[0]
+			if _, ok := protected[ref]; !ok {
+				protected[ref] = fmt.Sprintf("original of the %s finding for node %s: never touched", f.Kind, f.NodeID)
+			}
+			involved[ref] = true
+		}
+	}
+
+	cands, refused, err := candidates(snap, res, s)
+	if err != nil {
+		return Plan{}, err
+	}
+	p.Refused = refused
+	for _, c := range cands {
+		v := c.vm
+		info := vmInfo(v)
+		refuse := func(why, fix string) {
+			p.Refused = append(p.Refused, Refusal{VM: info, FindingKey: keyOf(c.finding), Why: why, Fix: fix})
+		}
+		switch {
+		case v.Template:
+			refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(res, v))
+			continue
+		case protected[v.Ref] != "":
+			refuse(protected[v.Ref], "")
+			continue
+		case matchAny(s.Exclude, v):
+			refuse("matches an exclude pattern (policy.exclude)", "")
+			continue
+		case opts.Skip[v.Ref] != "":
+			refuse("skip marker: "+opts.Skip[v.Ref], "")
+			continue
+		}
+		e := Entry{VM: info, Action: s.Action, ForgetIdentity: s.ForgetIdentity, Reason: c.reason}
+		if f := c.finding; f != nil {
+			e.FindingKey, e.FindingKind, e.NodeID, e.Original = f.Key(), f.Kind, f.NodeID, f.Original
+		}
+		switch s.Action {
+		case ActionPowerOff:
+			if v.PowerState == "poweredOff" {
+				p.AlreadyDone = append(p.AlreadyDone, withReason(e, "already powered off"))
+				continue
+			}
+		case ActionDisableDocker:
+			if !v.PoweredOn() {
+				refuse(fmt.Sprintf("%s: guest operations need it powered on", orUnknown(v.PowerState)),
+					"power it on with its network disconnected and rerun, or disable Docker in the guest before it rejoins; it takes over the node again when its Docker starts")
+				continue
+			}
+			if g, ok := guests[v.Ref]; ok && g.Error == "" && g.DockerEnabled == "no" && g.DockerActive == "no" && (!s.ForgetIdentity || g.NodeID == "") {
+				p.AlreadyDone = append(p.AlreadyDone, withReason(e, "guest probe: Docker already disabled and inactive"))
+				continue
+			}
+		}
+		p.Entries = append(p.Entries, e)
+	}
+
+	// Caps, as Cluster API's MachineHealthCheck maxUnhealthy: beyond them,
+	// something is wrong with the detection or the estate; do nothing.
+	if n := len(p.Entries); n > 0 {
+		pct := 100 * float64(n) / float64(max(p.InventoryVMs, 1))
+		switch {
+		case n > s.MaxActions:
+			p.Blocked = fmt.Sprintf("%d VMs qualify but -max-actions allows %d", n, s.MaxActions)
+		case pct > s.MaxPercent:
+			p.Blocked = fmt.Sprintf("%d VMs qualify = %.1f%% of the %d VMs in the inventory, but -max-percent allows %g%%", n, pct, p.InventoryVMs, s.MaxPercent)
+		}
+	}
+
+	// Fingerprint: the VMs involved with their power states, the finding keys
+	// and the actions.
+	for _, e := range p.Entries {
+		involved[e.VM.Ref] = true
+	}
+	for _, e := range p.AlreadyDone {
+		involved[e.VM.Ref] = true
+	}
+	for _, r := range p.Refused {
+		involved[r.VM.Ref] = true
+	}
+	fp := Fingerprint{Findings: sortedUnique(keys), Actions: []string{}}
+	for _, ref := range sortedKeys(involved) {
+		v := byRef[ref]
+		fp.VMs = append(fp.VMs, FingerprintVM{Ref: ref, Name: v.Name, PowerState: v.PowerState})
+	}
+	for _, e := range p.Entries {
+		fp.Actions = append(fp.Actions, e.VM.Ref+" "+e.JournalAction())
+	}
+	fp.Digest = fp.digest()
+	p.Fingerprint = fp
+	sum := sha256.Sum256([]byte(fp.Digest + "|" + p.Created.Format(time.RFC3339Nano)))
+	p.ID = "plan-" + p.Created.Format("20060102T150405Z") + "-" + hex.EncodeToString(sum[:4])
+	return p, nil
+}
+
+// candidates lists the VMs to consider, in order, and the VMs refused
+// before any per-VM check (findings without an original).
+func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]candidate, []Refusal, error) {
+	byRef := map[string]reconcile.VM{}
+	for _, v := range snap.VMs {
+		byRef[v.Ref] = v
+	}
+	var out []candidate
+	var refused []Refusal
+	seen := map[string]bool{}
+	add := func(c candidate) {
+		if !seen[c.vm.Ref] {
+			seen[c.vm.Ref] = true
+			out = append(out, c)
+		}
+	}
+	// impostors: ref → the finding naming it and why.
+	type why struct {
+		f      *reconcile.Finding
+		reason string
+	}
+	impostors := map[string]why{}
+	var order []string
+	noOriginal := map[string]*reconcile.Finding{}
+	for i := range res.Findings {
+		f := &res.Findings[i]
+		switch f.Kind {
+		case reconcile.KindSharedNodeID:
+			if f.Original == "" {
+				for _, ref := range f.VMRefs {
+					if _, ok := noOriginal[ref]; !ok {
+						noOriginal[ref] = f
+					}
+				}
+				continue
+			}
+			conf := ""
+			if f.Confirmed {
+				conf = ", confirmed in the guest"
+			}
+			for j, ref := range f.VMRefs {
+				if j == 0 {
+					continue
+				}
+				if _, ok := impostors[ref]; !ok {
+					impostors[ref] = why{f, fmt.Sprintf("answers as node %s of %s (the original, left alone)%s", f.NodeID, f.Original, conf)}
+					order = append(order, ref)
+				}
+			}
+		case reconcile.KindCloneOfSwarmNode:
+			if len(f.VMRefs) < 2 {
+				continue
+			}
+			ref := f.VMRefs[len(f.VMRefs)-1]
+			if _, ok := impostors[ref]; !ok {
+				impostors[ref] = why{f, fmt.Sprintf("clone of swarm node %s (%s, left alone) carrying its swarm state", f.NodeID, f.Original)}
+				order = append(order, ref)
+			}
+		case reconcile.KindTemplateCarriesSwarm:
+			ref := f.VMRefs[len(f.VMRefs)-1]
+			if _, ok := impostors[ref]; !ok {
+				impostors[ref] = why{f, fmt.Sprintf("template carries the swarm identity of node %s", f.NodeID)}
+				order = append(order, ref)
+			}
+		}
+	}
+
+	if len(s.Select) > 0 {
+		matched := map[string]bool{}
+		vms := slices.Clone(snap.VMs)
+		sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+		for _, v := range vms {
+			hit := false
+			for _, p := range s.Select {
+				if matchPattern(p, v) {
+					matched[p] = true
+					hit = true
+				}
+			}
+			if !hit {
+				continue
+			}
+			if w, ok := impostors[v.Ref]; ok {
+				add(candidate{vm: v, finding: w.f, reason: w.reason + "; selected with -vm"})
+			} else if f := noOriginal[v.Ref]; f != nil {
+				add(candidate{vm: v, finding: f, reason: fmt.Sprintf("shares node ID %s (original undetermined); selected with -vm", f.NodeID)})
+			} else {
+				add(candidate{vm: v, reason: "selected with -vm (no finding names it)"})
+			}
+		}
+		var missing []string
+		for _, p := range s.Select {
+			if !matched[p] {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) > 0 {
+			return nil, nil, &SelectError{Patterns: missing}
+		}
+		return out, nil, nil
+	}
+
+	for _, ref := range order {
+		v, ok := byRef[ref]
+		if !ok {
+			continue
+		}
+		w := impostors[ref]
+		add(candidate{vm: v, finding: w.f, reason: w.reason})
+	}
+	for _, ref := range sortedKeys(noOriginalSet(noOriginal)) {
+		f := noOriginal[ref]
+		v, ok := byRef[ref]
+		if !ok || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
+			Why: fmt.Sprintf("shares node ID %s but the evidence cannot tell which VM is the original", f.NodeID),
+			Fix: "decide which VM is the original and name the others with -vm NAME"})
+	}
+	return out, refused, nil
+}
+
+// SelectError says which -vm patterns matched no VM.
+type SelectError struct{ Patterns []string }
+
+func (e *SelectError) Error() string {
+	return fmt.Sprintf("-vm %s matches no VM in the inventory", strings.Join(quoteAll(e.Patterns), ", "))
+}
+
+// IsSelectError reports whether err is a *SelectError.
+func IsSelectError(err error) bool {
+	var se *SelectError
+	return errors.As(err, &se)
+}
+
+func noOriginalSet(m map[string]*reconcile.Finding) map[string]bool {
+	out := map[string]bool{}
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+func templateFix(res reconcile.Result, v reconcile.VM) string {
+	for _, f := range res.Findings {
+		if f.Kind == reconcile.KindTemplateCarriesSwarm && slices.Contains(f.VMRefs, v.Ref) {
+			return f.Remedy
+		}
+	}
+	return "convert it to a VM, power it on with its network disconnected, run `systemctl disable --now docker.service docker.socket`, move /var/lib/docker/swarm and /var/lib/docker/engine-id aside, power it off and convert it back to a template"
+}
+
+func withReason(e Entry, s string) Entry {
+	e.Reason = s + " (" + e.Reason + ")"
+	return e
+}
+
+func vmInfo(v reconcile.VM) VMInfo {
+	return VMInfo{Name: v.Name, Path: v.Path, Ref: v.Ref, VCenter: v.VCenter, PowerState: v.PowerState}
+}
+
+func keyOf(f *reconcile.Finding) string {
+	if f == nil {
+		return ""
+	}
+	return f.Key()
+}
+
+// matchPattern matches a -vm or exclude pattern against a VM's name, its
+// inventory path and its ref.
+func matchPattern(p string, v reconcile.VM) bool {
+	if p == v.Name || p == v.Path || p == v.Ref {
+		return true
+	}
+	if ok, _ := path.Match(p, v.Name); ok {
+		return true
+	}
+	ok, _ := path.Match(p, v.Path)
+	return ok
+}
+
+func matchAny(patterns []string, v reconcile.VM) bool {
+	for _, p := range patterns {
+		if matchPattern(p, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "power state unknown"
+	}
+	return s
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sortedUnique(s []string) []string {
+	out := slices.Clone(s)
+	sort.Strings(out)
+	out = slices.Compact(out)
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
+}
+
+func (fp Fingerprint) digest() string {
+	h := sha256.New()
+	for _, v := range fp.VMs {
+		fmt.Fprintf(h, "vm\x00%s\x00%s\x00%s\n", v.Ref, v.Name, v.PowerState)
+	}
+	for _, k := range fp.Findings {
+		fmt.Fprintf(h, "finding\x00%s\n", k)
+	}
+	for _, a := range fp.Actions {
+		fmt.Fprintf(h, "action\x00%s\n", a)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Changed compares a saved plan's fingerprint with a fresh one and returns
+// one line saying what changed, or "" when nothing did.
+func Changed(saved, fresh Fingerprint) string {
+	if saved.Digest == fresh.Digest && saved.Digest != "" {
+		return ""
+	}
+	old := map[string]FingerprintVM{}
+	for _, v := range saved.VMs {
+		old[v.Ref] = v
+	}
+	now := map[string]FingerprintVM{}
+	for _, v := range fresh.VMs {
+		now[v.Ref] = v
+	}
+	var diffs []string
+	for _, v := range saved.VMs {
+		n, ok := now[v.Ref]
+		switch {
+		case !ok:
+			// Still in the inventory? The fresh plan no longer involves it.
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) is no longer involved", v.Name, v.Ref))
+		case n.PowerState != v.PowerState:
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) power state %s → %s", v.Name, v.Ref, v.PowerState, n.PowerState))
+		case n.Name != v.Name:
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) renamed to %s", v.Name, v.Ref, n.Name))
+		}
+	}
+	for _, v := range fresh.VMs {
+		if _, ok := old[v.Ref]; !ok {
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) is newly involved", v.Name, v.Ref))
+		}
+	}
+	for _, k := range saved.Findings {
+		if !slices.Contains(fresh.Findings, k) {
+			diffs = append(diffs, "finding "+k+" is gone")
+		}
+	}
+	for _, k := range fresh.Findings {
+		if !slices.Contains(saved.Findings, k) {
+			diffs = append(diffs, "new finding "+k)
+		}
+	}
+	for _, a := range saved.Actions {
+		if !slices.Contains(fresh.Actions, a) {
+			diffs = append(diffs, "action \""+a+"\" would no longer be planned")
+		}
+	}
+	for _, a := range fresh.Actions {
+		if !slices.Contains(saved.Actions, a) {
+			diffs = append(diffs, "action \""+a+"\" would now be planned")
+		}
+	}
+	if len(diffs) == 0 {
+		return "the plan's fingerprint differs"
+	}
+	if len(diffs) > 3 {
+		diffs = append(diffs[:3], fmt.Sprintf("and %d more changes", len(diffs)-3))
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// Stale says why a saved plan may not be applied now, or "" when it may:
+// fresh is the plan computed now with the saved plan's settings. Entries
+// of the saved plan that an earlier apply finished (done reports them, from
+// the journal) are expected to have changed — the fresh plan lists them as
+// already done, a powered-off VM is off — and do not make the plan stale.
+func Stale(saved, fresh Plan, done func(Entry) bool) string {
+	fp := fresh.Fingerprint
+	fp.VMs = slices.Clone(fp.VMs)
+	fp.Actions = slices.Clone(fp.Actions)
+	for _, e := range saved.Entries {
+		if done == nil || !done(e) {
+			continue
+		}
+		a := e.VM.Ref + " " + e.JournalAction()
+		if !slices.Contains(fp.Actions, a) {
+			fp.Actions = append(fp.Actions, a)
+		}
+		for i := range fp.VMs {
+			if fp.VMs[i].Ref == e.VM.Ref {
+				fp.VMs[i].PowerState = e.VM.PowerState
+			}
+		}
+	}
+	// Keep the order Compute uses: entries in plan order.
+	order := map[string]int{}
+	for i, e := range saved.Entries {
+		order[e.VM.Ref+" "+e.JournalAction()] = i
+	}
+	sort.SliceStable(fp.Actions, func(i, j int) bool {
+		oi, iok := order[fp.Actions[i]]
+		oj, jok := order[fp.Actions[j]]
+		return iok && jok && oi < oj
+	})
+	fp.Digest = fp.digest()
+	return Changed(saved.Fingerprint, fp)
+}

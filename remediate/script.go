@@ -1,0 +1,232 @@
+package remediate
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strings"
+)
+
+// disableScript is the guest script of disable-docker. It is idempotent: a
+// unit already disabled and inactive is left alone, identity files already
+// moved are not moved again (nothing is ever deleted), so a rerun after a
+// crash does nothing twice. It reports on stdout, one "key=value" a line:
+//
+//	remediate=vmreconcile/1     first line
+//	uid=0
+//	docker_root=/var/lib/docker
+//	swarm_leave=done|failed MSG|skipped-inactive|skipped-no-cli|skipped-not-in-swarm   (forget only)
+//	before.UNIT=ENABLED/ACTIVE  for docker.service and docker.socket
+//	disable=done UNIT...|already
+//	moved=SRC DST               (forget only; one per file moved)
+//	identity=moved|already|absent  (forget only)
+//	backup=DIR                  (forget only, when there is one)
+//	error=MSG                   on failure (exit code not 0)
+//	end=ok                      last line
+//
+// It needs a POSIX sh, id, head, tr, sed, mv, mkdir, ls and systemctl.
+const disableScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+forget=%d
+stamp=%s
+echo "remediate=vmreconcile/1"
+uid=$(id -u 2>/dev/null)
+echo "uid=$uid"
+if [ "$uid" != 0 ]; then echo "error=guest user is not root (uid $uid): stopping Docker needs root"; exit 10; fi
+root=/var/lib/docker
+if [ -r /etc/docker/daemon.json ]; then
+	r=$(head -c 65536 /etc/docker/daemon.json | tr -d '\n' | sed -n 's/.*"data-root"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' 2>/dev/null)
+	case "$r" in /*) root=$r ;; esac
+fi
+echo "docker_root=$root"
+if ! command -v systemctl >/dev/null 2>&1; then echo "error=systemctl not found: only systemd guests are supported"; exit 11; fi
+st() { systemctl "$1" "$2" 2>/dev/null | head -n 1; }
+if [ "$forget" = 1 ]; then
+	if [ "$(st is-active docker.service)" != active ]; then
+		echo "swarm_leave=skipped-inactive"
+	elif ! command -v docker >/dev/null 2>&1; then
+		echo "swarm_leave=skipped-no-cli"
+	else
+		s=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)
+		case "$s" in
+		""|inactive) echo "swarm_leave=skipped-not-in-swarm" ;;
+		*)
+			if out=$(docker swarm leave --force 2>&1); then echo "swarm_leave=done"
+			else echo "swarm_leave=failed $(printf '%%s' "$out" | head -n 1)"; fi ;;
+		esac
+	fi
+fi
+todo=
+for u in docker.service docker.socket; do
+	e=$(st is-enabled $u)
+	a=$(st is-active $u)
+	echo "before.$u=${e:-not-found}/${a:-unknown}"
+	need=
+	case "$e" in enabled*|linked*) need=1 ;; esac
+	case "$a" in active|activating|reloading) need=1 ;; esac
+	if [ -n "$need" ]; then todo="$todo $u"; fi
+done
+if [ -n "$todo" ]; then
+	if systemctl disable --now $todo >/dev/null 2>&1; then
+		echo "disable=done$todo"
+	else
+		echo "error=systemctl disable --now$todo failed"; exit 12
+	fi
+else
+	echo "disable=already"
+fi
+for u in docker.service docker.socket; do
+	case "$(st is-active $u)" in active|activating|reloading) echo "error=$u is still active after systemctl disable --now"; exit 13 ;; esac
+	case "$(st is-enabled $u)" in enabled*|linked*) echo "error=$u is still enabled after systemctl disable --now"; exit 13 ;; esac
+done
+if [ "$forget" = 1 ]; then
+	items=
+	for i in swarm engine-id; do
+		if [ -e "$root/$i" ] || [ -L "$root/$i" ]; then items="$items $i"; fi
+	done
+	prev=$(ls -d "$root"/vmreconcile-backup-* 2>/dev/null | tail -n 1)
+	if [ -z "$items" ]; then
+		if [ -n "$prev" ]; then echo "identity=already"; echo "backup=$prev"; else echo "identity=absent"; fi
+	else
+		b="$root/vmreconcile-backup-$stamp"
+		if ! mkdir -p "$b" || ! chmod 700 "$b"; then echo "error=cannot create $b"; exit 14; fi
+		for i in $items; do
+			if [ -e "$b/$i" ]; then echo "error=$b/$i already exists: not overwriting a backup"; exit 14; fi
+			if ! mv "$root/$i" "$b/$i"; then echo "error=cannot move $root/$i to $b/$i"; exit 14; fi
+			echo "moved=$root/$i $b/$i"
+		done
+		echo "identity=moved"
+		echo "backup=$b"
+	fi
+fi
+echo "end=ok"
+`
+
+// script returns the disable-docker guest script.
+func script(forget bool, stamp string) string {
+	f := 0
+	if forget {
+		f = 1
+	}
+	return fmt.Sprintf(disableScript, f, stamp)
+}
+
+// GuestReport is the parsed stdout of the disable-docker script.
+type GuestReport struct {
+	DockerRoot string
+	Before     []string // "docker.service=enabled/active"
+	Disabled   []string // units the script disabled; empty when already disabled
+	Already    bool     // disable=already
+	SwarmLeave string   // forget only
+	Moved      []string // "SRC DST"
+	Identity   string   // moved, already, absent (forget only)
+	Backup     string
+	Error      string
+	Complete   bool // end=ok seen
+}
+
+// Changed reports whether the script changed anything in the guest.
+func (r GuestReport) Changed() bool {
+	return len(r.Disabled) > 0 || len(r.Moved) > 0 || r.SwarmLeave == "done"
+}
+
+// ParseGuestReport parses the disable-docker script's stdout.
+func ParseGuestReport(out []byte) (GuestReport, error) {
+	var r GuestReport
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	first := true
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), "=")
+		if !ok {
+			continue
+		}
+		if first {
+			if k != "remediate" || v != "vmreconcile/1" {
+				return r, fmt.Errorf("unexpected script output %q", firstLine(out))
+			}
+			first = false
+			continue
+		}
+		switch {
+		case k == "docker_root":
+			r.DockerRoot = v
+		case strings.HasPrefix(k, "before."):
+			r.Before = append(r.Before, strings.TrimPrefix(k, "before.")+"="+v)
+		case k == "disable":
+			if v == "already" {
+				r.Already = true
+			} else {
+				r.Disabled = strings.Fields(strings.TrimPrefix(v, "done"))
+			}
+		case k == "swarm_leave":
+			r.SwarmLeave = v
+		case k == "moved":
+			r.Moved = append(r.Moved, v)
+		case k == "identity":
+			r.Identity = v
+		case k == "backup":
+			r.Backup = v
+		case k == "error":
+			r.Error = v
+		case k == "end" && v == "ok":
+			r.Complete = true
+		}
+	}
+	if first {
+		return r, fmt.Errorf("no script output")
+	}
+	return r, nil
+}
+
+// Summary is a one-line account of what the script did.
+func (r GuestReport) Summary() string {
+	var parts []string
+	switch {
+	case len(r.Disabled) > 0:
+		parts = append(parts, "systemctl disable --now "+strings.Join(r.Disabled, " "))
+	case r.Already:
+		parts = append(parts, "Docker already disabled and inactive (nothing to do)")
+	}
+	switch r.SwarmLeave {
+	case "":
+	case "done":
+		parts = append(parts, "docker swarm leave --force (local)")
+	case "skipped-inactive":
+		parts = append(parts, "swarm leave skipped (engine not running)")
+	case "skipped-no-cli":
+		parts = append(parts, "swarm leave skipped (no docker CLI)")
+	case "skipped-not-in-swarm":
+		parts = append(parts, "swarm leave skipped (engine not in a swarm)")
+	default:
+		parts = append(parts, "swarm leave "+r.SwarmLeave)
+	}
+	switch r.Identity {
+	case "moved":
+		var names []string
+		for _, m := range r.Moved {
+			src, _, _ := strings.Cut(m, " ")
+			names = append(names, src[strings.LastIndex(src, "/")+1:])
+		}
+		parts = append(parts, "moved "+strings.Join(names, ", ")+" to "+r.Backup)
+	case "already":
+		parts = append(parts, "identity files already moved ("+r.Backup+")")
+	case "absent":
+		parts = append(parts, "no identity files to move")
+	}
+	if r.Error != "" {
+		parts = append(parts, "error: "+r.Error)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func firstLine(b []byte) string {
+	s := string(b)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return s
+}
