@@ -27,9 +27,9 @@ type guestFlag struct {
 	fs          *flag.FlagSet
 
 	// resolved by Process
-	def    *types.NamePasswordAuthentication
-	byPat  []patternLogin
-	loaded bool
+	def      *types.NamePasswordAuthentication
+	override bool // def came from -l or GOVC_GUEST_LOGIN: it wins over patterns
+	byPat    []patternLogin
 }
 
 type patternLogin struct {
@@ -44,11 +44,16 @@ func (f *guestFlag) Register(ctx context.Context, fs *flag.FlagSet) {
 	f.fs = fs
 }
 
-// Process resolves the logins from the flag, GOVC_GUEST_LOGIN and the config
-// file (in that order), registering every password as a secret.
+// Process resolves the logins — -l, else GOVC_GUEST_LOGIN (either overrides
+// the config file), else the config's guest.logins patterns and guest.login —
+// and registers every password as a secret.
 func (f *guestFlag) Process(cfg config.Config) error {
 	f.set = map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if f.fs != nil { // nil: built from the config alone (the daemon)
+		f.fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	} else {
+		f.concurrency, f.timeout = 4, 2*time.Minute
+	}
 	if !f.set["guest-concurrency"] && cfg.Guest.Concurrency > 0 {
 		f.concurrency = cfg.Guest.Concurrency
 	}
@@ -59,9 +64,10 @@ func (f *guestFlag) Process(cfg config.Config) error {
 		return usagef("-guest-concurrency must be >= 1 and -guest-timeout > 0 (fix: e.g. -guest-concurrency 4 -guest-timeout 2m)")
 	}
 	source, login := "-l", f.login
-	if login == "" {
+	if login == "" && f.fs != nil {
 		source, login = "GOVC_GUEST_LOGIN", os.Getenv("GOVC_GUEST_LOGIN")
 	}
+	f.override = login != ""
 	if login == "" {
 		source, login = "guest.login", cfg.Guest.Login.Reveal()
 	}
@@ -81,7 +87,6 @@ func (f *guestFlag) Process(cfg config.Config) error {
 		}
 		f.byPat = append(f.byPat, patternLogin{gl.Pattern, a})
 	}
-	f.loaded = true
 	return nil
 }
 
@@ -100,9 +105,13 @@ func addSecretLogin(login string) {
 // hasLogin reports whether any login is configured.
 func (f *guestFlag) hasLogin() bool { return f.def != nil || len(f.byPat) > 0 }
 
-// authFor returns the login for a VM: the first config pattern that matches
-// its name or inventory path, else the default; nil when there is none.
+// authFor returns the login for a VM: -l or GOVC_GUEST_LOGIN when given, else
+// the first config pattern that matches its name or inventory path, else
+// guest.login; nil when there is none.
 func (f *guestFlag) authFor(vm reconcile.VM) types.BaseGuestAuthentication {
+	if f.override {
+		return f.def
+	}
 	for _, p := range f.byPat {
 		if ok, _ := path.Match(p.pattern, vm.Name); ok {
 			return p.auth
@@ -117,7 +126,23 @@ func (f *guestFlag) authFor(vm reconcile.VM) types.BaseGuestAuthentication {
 	return f.def
 }
 
-// verifier probes VMs from inside (audit -verify).
+// probe probes vms (grouped by vCenter, through clients keyed by
+// VM.VCenter) and returns their identities.
+func (f *guestFlag) probe(ctx context.Context, clients map[string]*vim25.Client, vms []reconcile.VM) []reconcile.GuestIdentity {
+	byVC := map[string][]reconcile.VM{}
+	for _, vm := range vms {
+		byVC[vm.VCenter] = append(byVC[vm.VCenter], vm)
+	}
+	var out []reconcile.GuestIdentity
+	for _, vc := range slices.Sorted(maps.Keys(byVC)) {
+		if c := clients[vc]; c != nil {
+			out = append(out, guest.ProbeAll(ctx, c, byVC[vc], f.authFor, f.concurrency, f.timeout)...)
+		}
+	}
+	return out
+}
+
+// verifier probes the VMs worth probing (audit -verify, remediate).
 type verifier struct {
 	clients map[string]*vim25.Client // by VM.VCenter
 	guest   *guestFlag
@@ -129,19 +154,11 @@ func (v *verifier) probe(ctx context.Context, snap reconcile.Snapshot, res recon
 	for _, r := range reconcile.ProbeCandidates(snap, res) {
 		refs[r] = true
 	}
-	byVC := map[string][]reconcile.VM{}
+	var vms []reconcile.VM
 	for _, vm := range snap.VMs {
 		if refs[vm.Ref] {
-			byVC[vm.VCenter] = append(byVC[vm.VCenter], vm)
+			vms = append(vms, vm)
 		}
 	}
-	var out []reconcile.GuestIdentity
-	for _, vc := range slices.Sorted(maps.Keys(byVC)) {
-		c := v.clients[vc]
-		if c == nil {
-			continue
-		}
-		out = append(out, guest.ProbeAll(ctx, c, byVC[vc], v.guest.authFor, v.guest.concurrency, v.guest.timeout)...)
-	}
-	return out
+	return v.guest.probe(ctx, v.clients, vms)
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -23,7 +22,6 @@ import (
 	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/daemon"
-	"github.com/vmreconcile/vmreconcile/guest"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"
@@ -37,6 +35,7 @@ func init() { register("remediate", func() command { return &remediateCmd{} }) }
 type remediateCmd struct {
 	*flags.DatacenterFlag
 	*swarmFlag
+	*guestFlag
 
 	configFile      string
 	apply           bool
@@ -47,7 +46,6 @@ type remediateCmd struct {
 	maxActions      int
 	maxPercent      float64
 	shutdownTimeout time.Duration
-	login           string
 	storePath       string
 	verify          bool
 
@@ -55,8 +53,6 @@ type remediateCmd struct {
 	set      map[string]bool
 	cfg      config.Config
 	settings remediate.Settings
-	// flagLogin is -l or GOVC_GUEST_LOGIN, parsed.
-	flagLogin *types.NamePasswordAuthentication
 }
 
 // stringList is a repeatable string flag.
@@ -71,6 +67,8 @@ func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	cmd.DatacenterFlag.Register(ctx, f)
 	cmd.swarmFlag = &swarmFlag{}
 	cmd.swarmFlag.Register(ctx, f)
+	cmd.guestFlag = &guestFlag{}
+	cmd.guestFlag.Register(ctx, f)
 	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file (YAML) [VMRECONCILE_CONFIG]")
 	f.BoolVar(&cmd.apply, "apply", false, "Execute the plan (default: print it and change nothing); 'remediate -apply FILE' executes a plan saved with -out")
 	f.StringVar(&cmd.out, "out", "", "Save the plan to FILE (JSON, with a fingerprint of what it was computed from)")
@@ -80,9 +78,8 @@ func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	f.IntVar(&cmd.maxActions, "max-actions", 0, "Do nothing when more VMs than this qualify (default 1; policy.max_actions)")
 	f.Float64Var(&cmd.maxPercent, "max-percent", 0, "Do nothing when more than this percentage of the inventory's VMs qualify (default 10; policy.max_percent)")
 	f.DurationVar(&cmd.shutdownTimeout, "shutdown-timeout", 2*time.Minute, "power-off: wait this long for the guest to shut down before powering off hard")
-	f.StringVar(&cmd.login, "l", "", "Guest login user:password [GOVC_GUEST_LOGIN]; else guest.logins / guest.login of the config")
 	f.StringVar(&cmd.storePath, "store", "", "Journal store file (default: store.path when a config is given, else $XDG_STATE_HOME/vmreconcile/state.db or ~/.local/state/vmreconcile/state.db)")
-	f.BoolVar(&cmd.verify, "verify", true, "Probe the guests of powered-on VMs (guest operations, read only) to confirm shared node IDs, when a guest login is available")
+	f.BoolVar(&cmd.verify, "verify", true, "Probe the guests of the VMs around swarm nodes (guest operations, read only, as audit -verify) to confirm shared node IDs, when a guest login is available")
 	cmd.fs = f
 }
 
@@ -100,28 +97,8 @@ func (cmd *remediateCmd) Process(ctx context.Context) error {
 	if cmd.OutputFlag.XML || cmd.OutputFlag.Dump {
 		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
 	}
-	addSecret(cfg.Guest.Login.Reveal())
-	for _, gl := range cfg.Guest.Logins {
-		addSecret(gl.Login.Reveal())
-		if _, p, ok := strings.Cut(gl.Login.Reveal(), ":"); ok {
-			addSecret(p)
-		}
-	}
-	if _, p, ok := strings.Cut(cfg.Guest.Login.Reveal(), ":"); ok {
-		addSecret(p)
-	}
-	login, src := cmd.login, "-l"
-	if login == "" {
-		login, src = os.Getenv("GOVC_GUEST_LOGIN"), "GOVC_GUEST_LOGIN"
-	}
-	if login != "" {
-		addSecret(login)
-		a, err := guest.ParseGuestLogin(login)
-		if err != nil {
-			return usagef("%s: %s", src, err)
-		}
-		addSecret(a.Password)
-		cmd.flagLogin = a
+	if err := cmd.guestFlag.Process(cfg); err != nil {
+		return err
 	}
 	if cmd.shutdownTimeout <= 0 {
 		return usagef("-shutdown-timeout %s must be positive (fix: e.g. 2m)", cmd.shutdownTimeout)
@@ -163,7 +140,7 @@ func (cmd *remediateCmd) Description() string {
 	return `Plan, and with -apply execute, the remediation of VMs that impersonate a swarm node.
 
 Collects as audit does (and, with a guest login, probes the guests of the
-powered-on VMs to confirm shared node IDs), then plans an action for every VM
+VMs around swarm nodes, as audit -verify, to confirm shared node IDs), then plans an action for every VM
 a finding names as an impostor: every VM of a shared-node-id finding but its
 original, the clone of a clone-of-swarm-node finding. -vm NAME (repeatable,
 globs allowed) acts on the named VMs instead.
@@ -226,7 +203,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		cmd.settings = p.Settings
 		cmd.settings.Exclude = cmd.cfg.Policy.Exclude // the current excludes apply
 	}
-	if cmd.apply && cmd.settings.Action == remediate.ActionDisableDocker && !cmd.haveLogin() {
+	if cmd.apply && cmd.settings.Action == remediate.ActionDisableDocker && !cmd.guestFlag.hasLogin() {
 		return usagef("disable-docker needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in the config)")
 	}
 
@@ -250,16 +227,12 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	}
 	clientFor := func(v remediate.VMInfo) *vim25.Client { return clients[v.VCenter] }
 
-	if cmd.verify && cmd.haveLogin() {
-		var probe []reconcile.VM
-		for _, v := range snap.VMs {
-			if v.PoweredOn() && !v.Template {
-				probe = append(probe, v)
-			}
-		}
-		snap.Guests = probeGuests(ctx, clients, probe, cmd.authForVM, cmd.cfg.Guest)
-	}
 	res := reconcile.Reconcile(snap, reconcile.History{})
+	if cmd.verify && cmd.guestFlag.hasLogin() {
+		v := verifier{clients: clients, guest: cmd.guestFlag}
+		snap.Guests = v.probe(ctx, snap, res)
+		res = reconcile.Reconcile(snap, reconcile.History{})
+	}
 
 	cands, err := remediate.Candidates(snap, res, cmd.settings)
 	if err != nil {
@@ -347,11 +320,13 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	x := &remediate.Executor{
-		ClientFor:       clientFor,
-		Auth:            func(v remediate.VMInfo) types.BaseGuestAuthentication { return cmd.authFor(v.Name, v.Path) },
+		ClientFor: clientFor,
+		Auth: func(v remediate.VMInfo) types.BaseGuestAuthentication {
+			return cmd.guestFlag.authFor(reconcile.VM{Name: v.Name, Path: v.Path})
+		},
 		Journal:         st,
 		ShutdownTimeout: cmd.shutdownTimeout,
-		GuestTimeout:    cmd.cfg.Guest.Timeout + 3*time.Minute,
+		GuestTimeout:    cmd.guestFlag.timeout + 3*time.Minute,
 		Progress:        progress(),
 	}
 	if err := x.Preflight(ctx, plan); err != nil {
@@ -406,43 +381,6 @@ func planError(err error) error {
 	return usagef("%s", err)
 }
 
-func (cmd *remediateCmd) haveLogin() bool {
-	return cmd.flagLogin != nil || cmd.cfg.Guest.Login != "" || len(cmd.cfg.Guest.Logins) > 0
-}
-
-func (cmd *remediateCmd) authForVM(v reconcile.VM) types.BaseGuestAuthentication {
-	return cmd.authFor(v.Name, v.Path)
-}
-
-// authFor picks the guest login of a VM (see guestAuth).
-func (cmd *remediateCmd) authFor(name, vmPath string) types.BaseGuestAuthentication {
-	return guestAuth(cmd.cfg.Guest, cmd.flagLogin, name, vmPath)
-}
-
-// guestAuth picks the guest login of a VM: override (-l,
-// GOVC_GUEST_LOGIN) when set, else the first guest.logins pattern matching
-// its name or inventory path, else guest.login; nil when there is none.
-func guestAuth(g config.Guest, override *types.NamePasswordAuthentication, name, vmPath string) types.BaseGuestAuthentication {
-	if override != nil {
-		return override
-	}
-	for _, gl := range g.Logins {
-		m1, _ := path.Match(gl.Pattern, name)
-		m2, _ := path.Match(gl.Pattern, vmPath)
-		if m1 || m2 {
-			if a, err := guest.ParseGuestLogin(gl.Login.Reveal()); err == nil {
-				return a
-			}
-		}
-	}
-	if g.Login != "" {
-		if a, err := guest.ParseGuestLogin(g.Login.Reveal()); err == nil {
-			return a
-		}
-	}
-	return nil
-}
-
 // journalPath: -store; else store.path when a config file or
 // VMRECONCILE_STORE_PATH is given (shared with the daemon); else the
 // per-user state directory.
@@ -465,28 +403,6 @@ func defaultStatePath() string {
 		return filepath.Join(os.TempDir(), "vmreconcile-state.db")
 	}
 	return filepath.Join(home, ".local", "state", "vmreconcile", "state.db")
-}
-
-// probeGuests probes the VMs (grouped by vCenter) and returns their
-// identities in the order of vms.
-func probeGuests(ctx context.Context, clients map[string]*vim25.Client, vms []reconcile.VM, auth func(reconcile.VM) types.BaseGuestAuthentication, g config.Guest) []reconcile.GuestIdentity {
-	var out []reconcile.GuestIdentity
-	byVC := map[string][]reconcile.VM{}
-	var order []string
-	for _, v := range vms {
-		if _, ok := byVC[v.VCenter]; !ok {
-			order = append(order, v.VCenter)
-		}
-		byVC[v.VCenter] = append(byVC[v.VCenter], v)
-	}
-	for _, vc := range order {
-		c := clients[vc]
-		if c == nil {
-			continue
-		}
-		out = append(out, guest.ProbeAll(ctx, c, byVC[vc], auth, g.Concurrency, g.Timeout)...)
-	}
-	return out
 }
 
 func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, snap reconcile.Snapshot, refs []string) (map[string]string, error) {
@@ -670,6 +586,7 @@ func init() { daemonRemediator = newDaemonRemediator }
 type daemonRemediation struct {
 	cfg      config.Config
 	settings remediate.Settings
+	guest    *guestFlag
 }
 
 func newDaemonRemediator(cfg config.Config) (daemon.Remediator, error) {
@@ -677,17 +594,14 @@ func newDaemonRemediator(cfg config.Config) (daemon.Remediator, error) {
 	if err := s.Normalize(); err != nil {
 		return nil, &config.Error{Key: "policy", Msg: err.Error()}
 	}
-	haveLogin := cfg.Guest.Login != "" || len(cfg.Guest.Logins) > 0
-	if cfg.Policy.Remediate == "on" && s.Action == remediate.ActionDisableDocker && !haveLogin {
+	g := &guestFlag{}
+	if err := g.Process(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Policy.Remediate == "on" && s.Action == remediate.ActionDisableDocker && !g.hasLogin() {
 		return nil, &config.Error{Key: "guest.login", Msg: "policy.remediate is on with action disable-docker, but no guest login is configured (fix: set guest.login or guest.logins, or policy.action: power-off)"}
 	}
-	for _, l := range append([]config.GuestLogin{{Login: cfg.Guest.Login}}, cfg.Guest.Logins...) {
-		addSecret(l.Login.Reveal())
-		if _, p, ok := strings.Cut(l.Login.Reveal(), ":"); ok {
-			addSecret(p)
-		}
-	}
-	return &daemonRemediation{cfg: cfg, settings: s}, nil
+	return &daemonRemediation{cfg: cfg, settings: s, guest: g}, nil
 }
 
 func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result, dryRun bool) (string, error) {
@@ -729,17 +643,16 @@ func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapsh
 		clients[host] = conn.Client
 		logouts = append(logouts, conn.Logout)
 	}
-	auth := func(v reconcile.VM) types.BaseGuestAuthentication { return guestAuth(d.cfg.Guest, nil, v.Name, v.Path) }
 
 	// Confirm in the guests (replacing any older probe of those VMs).
 	var probe []reconcile.VM
 	for _, v := range snap.VMs {
-		if involved[v.Ref] && v.PoweredOn() && !v.Template && auth(v) != nil {
+		if involved[v.Ref] && v.PoweredOn() && !v.Template && d.guest.authFor(v) != nil {
 			probe = append(probe, v)
 		}
 	}
 	if len(probe) > 0 {
-		fresh := probeGuests(ctx, clients, probe, auth, d.cfg.Guest)
+		fresh := d.guest.probe(ctx, clients, probe)
 		keep := snap.Guests[:0:0]
 		for _, g := range snap.Guests {
 			if !involved[g.VMRef] {
@@ -787,11 +700,11 @@ func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapsh
 	x := &remediate.Executor{
 		ClientFor: func(v remediate.VMInfo) *vim25.Client { return clients[v.VCenter] },
 		Auth: func(v remediate.VMInfo) types.BaseGuestAuthentication {
-			return guestAuth(d.cfg.Guest, nil, v.Name, v.Path)
+			return d.guest.authFor(reconcile.VM{Name: v.Name, Path: v.Path})
 		},
 		Journal:         st,
 		ShutdownTimeout: 2 * time.Minute,
-		GuestTimeout:    d.cfg.Guest.Timeout + 3*time.Minute,
+		GuestTimeout:    d.guest.timeout + 3*time.Minute,
 	}
 	if err := x.Preflight(ctx, plan); err != nil {
 		return "", fmt.Errorf("nothing done: guest operations failed: %s", redact(oneLine(err.Error())))
