@@ -2,15 +2,7 @@ package guest_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -37,69 +29,6 @@ func login() *types.NamePasswordAuthentication {
 	return &types.NamePasswordAuthentication{Username: user, Password: password}
 }
 
-// swarmCert returns swarm-node.crt as swarmkit writes it: the node
-// certificate followed by the (self-signed) cluster root CA.
-func swarmCert(t *testing.T, nodeID, role, clusterID string, notAfter time.Time) string {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "swarm-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              notAfter.Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: nodeID, OrganizationalUnit: []string{role}, Organization: []string{clusterID}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-}
-
-// dockerRoot prepares a host directory to mount at /var/lib/docker.
-func dockerRoot(t *testing.T, cert, engineID string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if cert != "" {
-		p := filepath.Join(dir, "swarm", "certificates", "swarm-node.crt")
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(cert), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if engineID != "" {
-		if err := os.WriteFile(filepath.Join(dir, "engine-id"), []byte(engineID+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
-}
-
 func toVM(t *testing.T, ctx context.Context, vm *object.VirtualMachine) reconcile.VM {
 	t.Helper()
 	name, err := vm.ObjectName(ctx)
@@ -112,7 +41,7 @@ func toVM(t *testing.T, ctx context.Context, vm *object.VirtualMachine) reconcil
 func TestProbeClonedNodes(t *testing.T) {
 	ctx, c, _ := guesttest.Simulator(t)
 	notAfter := time.Now().Add(90 * 24 * time.Hour).UTC().Truncate(time.Second)
-	cert := swarmCert(t, "x1kq7bq9vbyt0sbxbivvv1i5o", "swarm-worker", "8wyt2yqbzkmffykfddmqxs0gf", notAfter)
+	cert := guesttest.NodeCert(t, "x1kq7bq9vbyt0sbxbivvv1i5o", "swarm-worker", "8wyt2yqbzkmffykfddmqxs0gf", notAfter)
 	const engineID = "0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22"
 	const machineID = "4c4c4544004d3510804cb4c04f395a32"
 
@@ -121,7 +50,7 @@ func TestProbeClonedNodes(t *testing.T) {
 	spec := func(name string) guesttest.VMSpec {
 		return guesttest.VMSpec{
 			Name:  name,
-			Dirs:  map[string]string{"/var/lib/docker": dockerRoot(t, cert, engineID)},
+			Dirs:  map[string]string{"/var/lib/docker": guesttest.DockerRoot(t, cert, engineID)},
 			Files: map[string]string{"/etc/machine-id": machineID + "\n", "/etc/docker/key.json": "{}\n"},
 			Units: guesttest.DockerRunning,
 		}
@@ -132,7 +61,7 @@ func TestProbeClonedNodes(t *testing.T) {
 		// A fresh VM: no swarm state, docker installed but disabled, kubelet creds.
 		guesttest.VMSpec{
 			Name:  "fresh",
-			Dirs:  map[string]string{"/var/lib/docker": dockerRoot(t, "", "")},
+			Dirs:  map[string]string{"/var/lib/docker": guesttest.DockerRoot(t, "", "")},
 			Files: map[string]string{"/etc/machine-id": "aaaabbbbccccddddeeeeffff00001111\n", "/var/lib/kubelet/pki/kubelet-client-current.pem": "x"},
 			Units: map[string]guesttest.Unit{
 				"docker.service": {Enabled: "disabled", Active: "inactive"},
@@ -208,7 +137,7 @@ func TestProbeClonedNodes(t *testing.T) {
 
 func TestProbeManagerAndDataRoot(t *testing.T) {
 	ctx, c, _ := guesttest.Simulator(t)
-	cert := swarmCert(t, "node1", "swarm-manager", "cluster1", time.Now().Add(time.Hour))
+	cert := guesttest.NodeCert(t, "node1", "swarm-manager", "cluster1", time.Now().Add(time.Hour))
 	vm := guesttest.NewVM(t, ctx, c, guesttest.VMSpec{
 		Name:  "manager-1",
 		Files: map[string]string{"/var/lib/docker/swarm/certificates/swarm-node.crt": cert},

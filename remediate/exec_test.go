@@ -2,14 +2,7 @@ package remediate_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,50 +28,6 @@ const password = "Gu3st-Passw0rd"
 
 func login() *types.NamePasswordAuthentication {
 	return &types.NamePasswordAuthentication{Username: "root", Password: password}
-}
-
-// nodeCert returns a swarm-node.crt as swarmkit writes it (node certificate
-// signed by a throwaway root CA, then the CA).
-func nodeCert(t *testing.T, nodeID string) string {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "swarm-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2),
-		Subject:   pkix.Name{CommonName: nodeID, OrganizationalUnit: []string{"swarm-worker"}, Organization: []string{"cluster1"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-}
-
-// dockerRoot is a host directory to mount at /var/lib/docker holding a
-// swarm identity.
-func dockerRoot(t *testing.T, cert string) string {
-	t.Helper()
-	dir := t.TempDir()
-	p := filepath.Join(dir, "swarm", "certificates", "swarm-node.crt")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(cert), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "engine-id"), []byte("0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // snapshot collects the simulator's inventory and probes the two VMs.
@@ -130,8 +79,8 @@ func onlyQueries(t *testing.T, vm *object.VirtualMachine, name string) {
 
 func TestApplyGuestOperations(t *testing.T) {
 	ctx, c, model := guesttest.Simulator(t)
-	cert := nodeCert(t, "x1kq7bq9vbyt0sbxbivvv1i5o")
-	wkRoot, clRoot := dockerRoot(t, cert), dockerRoot(t, cert)
+	cert := guesttest.NodeCert(t, "x1kq7bq9vbyt0sbxbivvv1i5o", "swarm-worker", "cluster1", time.Now().Add(30*24*time.Hour))
+	wkRoot, clRoot := guesttest.DockerRoot(t, cert, "0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22"), guesttest.DockerRoot(t, cert, "0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22")
 	// The worker first: without lineage, the VM created first is the original.
 	wk := guesttest.NewVM(t, ctx, c, guesttest.VMSpec{Name: "worker-1", Dirs: map[string]string{"/var/lib/docker": wkRoot}, Units: guesttest.DockerRunning})
 	time.Sleep(1100 * time.Millisecond)

@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -26,30 +19,6 @@ import (
 	"github.com/vmreconcile/vmreconcile/preclone"
 	"github.com/vmreconcile/vmreconcile/store"
 )
-
-// nodeCert returns swarm-node.crt as swarmkit writes it (node cert + root CA).
-func nodeCert(t *testing.T, nodeID, role, clusterID string) string {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "swarm-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2),
-		Subject:   pkix.Name{CommonName: nodeID, OrganizationalUnit: []string{role}, Organization: []string{clusterID}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(80 * 24 * time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-}
 
 // swarmDir writes a /var/lib/docker with swarm state and engine-id.
 func swarmDir(t *testing.T, cert, engineID string) string {
@@ -124,7 +93,7 @@ func TestPreclone(t *testing.T) {
 	)
 	start := time.Now()
 	ctx, c, _ := guesttest.Simulator(t)
-	workerCert := nodeCert(t, workerID, "swarm-worker", cluster)
+	workerCert := guesttest.NodeCert(t, workerID, "swarm-worker", cluster, time.Now().Add(80*24*time.Hour))
 
 	mgr := dockersim.New(dockersim.Options{ClusterID: cluster})
 	for _, n := range []dockersim.NodeSpec{{ID: workerID, Hostname: "wk-01"}, {ID: mgrID, Hostname: "mgr-01", Role: "manager"}, {ID: offID, Hostname: "wk-off"}} {
@@ -152,9 +121,9 @@ func TestPreclone(t *testing.T) {
 			Modes: map[string]int64{"/usr/bin/cloud-init": 0o755},
 			Dirs:  map[string]string{"/var/lib/docker": copyDir}, Units: guesttest.DockerRunning},
 		guesttest.VMSpec{Name: "mgr-01", DockerArgs: []string{"--hostname=mgr-01"}, Units: guesttest.DockerRunning,
-			Dirs: map[string]string{"/var/lib/docker": swarmDir(t, nodeCert(t, mgrID, "swarm-manager", cluster), "e-mgr")}},
+			Dirs: map[string]string{"/var/lib/docker": swarmDir(t, guesttest.NodeCert(t, mgrID, "swarm-manager", cluster, time.Now().Add(80*24*time.Hour)), "e-mgr")}},
 		guesttest.VMSpec{Name: "wk-off", DockerArgs: []string{"--hostname=wk-off"}, Units: guesttest.DockerRunning,
-			Dirs: map[string]string{"/var/lib/docker": swarmDir(t, nodeCert(t, offID, "swarm-worker", cluster), "e-off")}},
+			Dirs: map[string]string{"/var/lib/docker": swarmDir(t, guesttest.NodeCert(t, offID, "swarm-worker", cluster, time.Now().Add(80*24*time.Hour)), "e-off")}},
 		guesttest.VMSpec{Name: "never-probed", PoweredOff: true},
 		guesttest.VMSpec{Name: "tmpl-01", Files: map[string]string{"/etc/machine-id": ""}, Units: disabled},
 	)

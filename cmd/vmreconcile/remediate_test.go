@@ -3,15 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/url"
 	"os"
 	"os/exec"
@@ -63,47 +56,6 @@ func guestSim(t *testing.T) (*url.URL, *vim25.Client, *simulator.Model) {
 		t.Fatal(err)
 	}
 	return s.URL, c.Client, m
-}
-
-// testNodeCert returns a swarm-node.crt (node certificate, then the CA).
-func testNodeCert(t *testing.T, nodeID string) string {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "swarm-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(90 * 24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2),
-		Subject:   pkix.Name{CommonName: nodeID, OrganizationalUnit: []string{"swarm-worker"}, Organization: []string{"cluster1"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
-		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-}
-
-func testDockerRoot(t *testing.T, cert string) string {
-	t.Helper()
-	dir := t.TempDir()
-	p := filepath.Join(dir, "swarm", "certificates", "swarm-node.crt")
-	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(cert), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "engine-id"), []byte("0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // requireGuestVMs starts guesttest's private dockerd for the whole test:
@@ -166,8 +118,8 @@ func TestRemediateGuestOps(t *testing.T) {
 	requireGuestVMs(t)
 	u, c, model := guestSim(t)
 	ctx := context.Background()
-	cert := testNodeCert(t, simNodeID)
-	wkRoot, clRoot := testDockerRoot(t, cert), testDockerRoot(t, cert)
+	cert := guesttest.NodeCert(t, simNodeID, "swarm-worker", "cluster1", time.Now().Add(30*24*time.Hour))
+	wkRoot, clRoot := guesttest.DockerRoot(t, cert, "0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22"), guesttest.DockerRoot(t, cert, "0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22")
 	wk := guesttest.NewVM(t, ctx, c, guesttest.VMSpec{Name: "worker-1", Dirs: map[string]string{"/var/lib/docker": wkRoot},
 		Units: guesttest.DockerRunning, DockerArgs: []string{"--hostname", "worker-1"}})
 	time.Sleep(1100 * time.Millisecond) // the original is the VM created first
@@ -434,8 +386,8 @@ func TestDaemonRemediator(t *testing.T) {
 	requireGuestVMs(t)
 	u, c, model := guestSim(t)
 	ctx := context.Background()
-	cert := testNodeCert(t, simNodeID)
-	wkRoot, clRoot := testDockerRoot(t, cert), testDockerRoot(t, cert)
+	cert := guesttest.NodeCert(t, simNodeID, "swarm-worker", "cluster1", time.Now().Add(30*24*time.Hour))
+	wkRoot, clRoot := guesttest.DockerRoot(t, cert, "0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22"), guesttest.DockerRoot(t, cert, "0b1f6c1e-3c1a-4f5e-9a55-0e3b0e8d1c22")
 	wk := guesttest.NewVM(t, ctx, c, guesttest.VMSpec{Name: "worker-1", Dirs: map[string]string{"/var/lib/docker": wkRoot}, Units: guesttest.DockerRunning})
 	time.Sleep(1100 * time.Millisecond)
 	cl := guesttest.NewVM(t, ctx, c, guesttest.VMSpec{Name: "worker-1-clone", Dirs: map[string]string{"/var/lib/docker": clRoot}, Units: guesttest.DockerRunning})
