@@ -25,26 +25,17 @@ func init() { register("audit", func() command { return &audit{} }) }
 // audit is `vmreconcile audit`: one collection, one report, an exit code.
 type audit struct {
 	*flags.DatacenterFlag
-	*swarmFlag
-	*guestFlag
+	*commonFlag
 
-	configFile string
-	verify     bool
-	failOn     string
-
-	cfg config.Config
+	verify bool
+	failOn string
 }
 
 func (cmd *audit) Register(ctx context.Context, f *flag.FlagSet) {
-	persistOff()
 	cmd.DatacenterFlag, ctx = flags.NewDatacenterFlag(ctx)
 	cmd.DatacenterFlag.Register(ctx, f)
-	cmd.swarmFlag = &swarmFlag{}
-	cmd.swarmFlag.Register(ctx, f)
-	cmd.guestFlag = &guestFlag{}
-	cmd.guestFlag.Register(ctx, f)
+	cmd.commonFlag = newCommonFlag(ctx, f)
 	f.BoolVar(&cmd.verify, "verify", false, "Probe candidate VMs from inside through guest operations (needs -l or GOVC_GUEST_LOGIN)")
-	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file (YAML) [VMRECONCILE_CONFIG]")
 	f.StringVar(&cmd.failOn, "fail-on", "warning", "Exit 3 when a finding is at least this severe: critical, warning, info or never")
 }
 
@@ -52,22 +43,11 @@ func (cmd *audit) Process(ctx context.Context) error {
 	if err := config.ValidateFailOn(cmd.failOn); err != nil {
 		return usagef("-fail-on: %s", err)
 	}
-	if err := cmd.swarmFlag.Process(ctx); err != nil {
-		return err
-	}
-	cfg, err := config.Load(cmd.configFile)
-	if err != nil {
-		return err
-	}
-	cmd.cfg = cfg
-	if err := cmd.guestFlag.Process(cfg); err != nil {
+	if err := cmd.commonFlag.process(ctx, cmd.OutputFlag); err != nil {
 		return err
 	}
 	if cmd.verify && !cmd.guestFlag.hasLogin() {
 		return usagef("-verify needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in -config)")
-	}
-	if cmd.OutputFlag.XML || cmd.OutputFlag.Dump {
-		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
 	}
 	return nil
 }

@@ -19,7 +19,6 @@ import (
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/guest"
 	"github.com/vmreconcile/vmreconcile/preclone"
 	"github.com/vmreconcile/vmreconcile/reconcile"
@@ -35,27 +34,19 @@ func init() { register("preclone", func() command { return &precloneCmd{} }) }
 // these VMs, and the generalization plan of a copy.
 type precloneCmd struct {
 	*flags.SearchFlag
-	*swarmFlag
-	*guestFlag
+	*commonFlag
 
-	configFile string
-	storePath  string
-	target     string // -generalize-plan
-	apply      bool
+	storePath string
+	target    string // -generalize-plan
+	apply     bool
 
-	cfg config.Config
-	fs  *flag.FlagSet
+	fs *flag.FlagSet
 }
 
 func (cmd *precloneCmd) Register(ctx context.Context, f *flag.FlagSet) {
-	persistOff()
 	cmd.SearchFlag, ctx = flags.NewSearchFlag(ctx, flags.SearchVirtualMachines)
 	cmd.SearchFlag.Register(ctx, f)
-	cmd.swarmFlag = &swarmFlag{}
-	cmd.swarmFlag.Register(ctx, f)
-	cmd.guestFlag = &guestFlag{}
-	cmd.guestFlag.Register(ctx, f)
-	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file (YAML) [VMRECONCILE_CONFIG]")
+	cmd.commonFlag = newCommonFlag(ctx, f)
 	f.StringVar(&cmd.storePath, "store", "", "Store file for guest probes and the journal, shared with remediate (default: store.path when a config is given, else $XDG_STATE_HOME/vmreconcile/state.db or ~/.local/state/vmreconcile/state.db)")
 	f.StringVar(&cmd.target, "generalize-plan", "", "Print the steps that make the COPY `TARGET` of the VM argument (its source) safe; run them on TARGET only")
 	f.BoolVar(&cmd.apply, "apply", false, "With -generalize-plan: run the steps in TARGET through guest operations (journaled; needs -l)")
@@ -63,19 +54,8 @@ func (cmd *precloneCmd) Register(ctx context.Context, f *flag.FlagSet) {
 }
 
 func (cmd *precloneCmd) Process(ctx context.Context) error {
-	if err := cmd.swarmFlag.Process(ctx); err != nil {
+	if err := cmd.commonFlag.process(ctx, cmd.OutputFlag); err != nil {
 		return err
-	}
-	cfg, err := config.Load(cmd.configFile)
-	if err != nil {
-		return err
-	}
-	cmd.cfg = cfg
-	if err := cmd.guestFlag.Process(cfg); err != nil {
-		return err
-	}
-	if cmd.OutputFlag.XML || cmd.OutputFlag.Dump {
-		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
 	}
 	if cmd.apply && cmd.target == "" {
 		return usagef("-apply needs -generalize-plan TARGET (fix: vmreconcile preclone -generalize-plan COPY SOURCE -apply)")
@@ -203,7 +183,7 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 	}
 	objs = dedupe(objs)
 
-	st, err := store.Open(cmd.journalPath(), store.Options{})
+	st, err := store.Open(cmd.storeFile(cmd.storePath), store.Options{})
 	if err != nil {
 		return fmt.Errorf("store: %s", oneLine(err.Error()))
 	}
@@ -285,19 +265,6 @@ func dedupe(objs []*object.VirtualMachine) []*object.VirtualMachine {
 		}
 	}
 	return out
-}
-
-// journalPath is remediate's rule, so both commands share one file: -store;
-// else store.path when a config file or VMRECONCILE_STORE_PATH is given;
-// else the per-user state directory.
-func (cmd *precloneCmd) journalPath() string {
-	if cmd.storePath != "" {
-		return cmd.storePath
-	}
-	if cmd.configFile != "" || os.Getenv("VMRECONCILE_STORE_PATH") != "" {
-		return cmd.cfg.Store.Path
-	}
-	return defaultStatePath()
 }
 
 // observeSwarms reads the managers of -H, DOCKER_HOST or the config (none

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,10 +33,8 @@ func init() { register("remediate", func() command { return &remediateCmd{} }) }
 // remediation of VMs that impersonate a swarm node.
 type remediateCmd struct {
 	*flags.DatacenterFlag
-	*swarmFlag
-	*guestFlag
+	*commonFlag
 
-	configFile      string
 	apply           bool
 	out             string
 	vms             stringList
@@ -62,14 +59,9 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
-	persistOff()
 	cmd.DatacenterFlag, ctx = flags.NewDatacenterFlag(ctx)
 	cmd.DatacenterFlag.Register(ctx, f)
-	cmd.swarmFlag = &swarmFlag{}
-	cmd.swarmFlag.Register(ctx, f)
-	cmd.guestFlag = &guestFlag{}
-	cmd.guestFlag.Register(ctx, f)
-	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file (YAML) [VMRECONCILE_CONFIG]")
+	cmd.commonFlag = newCommonFlag(ctx, f)
 	f.BoolVar(&cmd.apply, "apply", false, "Execute the plan (default: print it and change nothing); 'remediate -apply FILE' executes a plan saved with -out")
 	f.StringVar(&cmd.out, "out", "", "Save the plan to FILE (JSON, with a fingerprint of what it was computed from)")
 	f.Var(&cmd.vms, "vm", "Act on this VM (name, inventory path or glob; repeatable) instead of the impostors the findings name")
@@ -86,20 +78,10 @@ func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
 func (cmd *remediateCmd) Process(ctx context.Context) error {
 	cmd.set = map[string]bool{}
 	cmd.fs.Visit(func(f *flag.Flag) { cmd.set[f.Name] = true })
-	if err := cmd.swarmFlag.Process(ctx); err != nil {
+	if err := cmd.commonFlag.process(ctx, cmd.OutputFlag); err != nil {
 		return err
 	}
-	cfg, err := config.Load(cmd.configFile)
-	if err != nil {
-		return err
-	}
-	cmd.cfg = cfg
-	if cmd.OutputFlag.XML || cmd.OutputFlag.Dump {
-		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
-	}
-	if err := cmd.guestFlag.Process(cfg); err != nil {
-		return err
-	}
+	cfg := cmd.cfg
 	if cmd.shutdownTimeout <= 0 {
 		return usagef("-shutdown-timeout %s must be positive (fix: e.g. 2m)", cmd.shutdownTimeout)
 	}
@@ -207,7 +189,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		return usagef("disable-docker needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in the config)")
 	}
 
-	a := &audit{DatacenterFlag: cmd.DatacenterFlag, swarmFlag: cmd.swarmFlag, cfg: cmd.cfg}
+	a := &audit{DatacenterFlag: cmd.DatacenterFlag, commonFlag: cmd.commonFlag}
 	vcs, logout, err := a.connectVCenters(ctx)
 	if err != nil {
 		return err
@@ -251,7 +233,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		if saved.Blocked != "" {
 			return usagef("plan %s was blocked by the caps when it was computed (%s) (fix: compute a new plan)", saved.ID, saved.Blocked)
 		}
-		done, err := doneInJournal(ctx, cmd.journalPath(), saved.ID)
+		done, err := doneInJournal(ctx, cmd.storeFile(cmd.storePath), saved.ID)
 		if err != nil {
 			return err
 		}
@@ -314,7 +296,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		return finish(nil)
 	}
 
-	st, err := store.Open(cmd.journalPath(), store.Options{})
+	st, err := store.Open(cmd.storeFile(cmd.storePath), store.Options{})
 	if err != nil {
 		return fmt.Errorf("journal: %s", oneLine(err.Error()))
 	}
@@ -379,30 +361,6 @@ func planError(err error) error {
 		return usagef("%s (fix: check the VM name or pattern)", err)
 	}
 	return usagef("%s", err)
-}
-
-// journalPath: -store; else store.path when a config file or
-// VMRECONCILE_STORE_PATH is given (shared with the daemon); else the
-// per-user state directory.
-func (cmd *remediateCmd) journalPath() string {
-	if cmd.storePath != "" {
-		return cmd.storePath
-	}
-	if cmd.configFile != "" || os.Getenv("VMRECONCILE_STORE_PATH") != "" {
-		return cmd.cfg.Store.Path
-	}
-	return defaultStatePath()
-}
-
-func defaultStatePath() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
-		return filepath.Join(d, "vmreconcile", "state.db")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil || home == "" {
-		return filepath.Join(os.TempDir(), "vmreconcile-state.db")
-	}
-	return filepath.Join(home, ".local", "state", "vmreconcile", "state.db")
 }
 
 func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, snap reconcile.Snapshot, refs []string) (map[string]string, error) {
