@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmware/govmomi/vim25/types"
-
-	"github.com/vmreconcile/vmreconcile/guest"
 	"github.com/vmreconcile/vmreconcile/guest/guesttest"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/remediate"
@@ -66,20 +63,32 @@ exec /usr/bin/systemctl "$@"
 	login := "root:" + guestPass
 	env := []string{"GOVC_URL=" + u.String(), "GOVC_INSECURE=1", "DOCKER_HOST=" + cl.Manager.Host, "XDG_STATE_HOME=" + t.TempDir()}
 
-	// The guests hold the real certificate of the same node. (audit -verify
-	// is not in this tree yet: probe directly, as it would.)
-	vms := []reconcile.VM{{Name: "wk1", Ref: wkVM.Reference().Value}, {Name: "wk1-clone", Ref: cloneVM.Reference().Value}}
-	ids := guest.ProbeAll(ctx, c, vms, func(reconcile.VM) types.BaseGuestAuthentication {
-		return &types.NamePasswordAuthentication{Username: "root", Password: guestPass}
-	}, 2, time.Minute)
-	for i, id := range ids {
-		if id.Error != "" || id.NodeID != wk.NodeID || id.Role != "swarm-worker" {
-			t.Fatalf("probe of %s: %+v", vms[i].Name, id)
+	// audit -verify proves it from inside: both guests hold the real
+	// certificate of the same node.
+	r := runBin(t, env, "audit", "-verify", "-json", "-observe", "10s", "-lookback", "5m", "-l", login)
+	if r.code != ExitFindings {
+		t.Fatalf("audit -verify: exit %d: %s", r.code, r.stderr)
+	}
+	res := decode(t, r)
+	shared := findingsOf(res, reconcile.KindSharedNodeID)
+	if len(shared) != 1 || !shared[0].Confirmed || shared[0].NodeID != wk.NodeID || shared[0].Original != "wk1" ||
+		!slices.Equal(shared[0].VMs, []string{"wk1", "wk1-clone"}) {
+		t.Fatalf("audit -verify shared-node-id: %+v", shared)
+	}
+	for _, v := range res.VMs {
+		if v.Name != "wk1" && v.Name != "wk1-clone" {
+			continue
 		}
+		if v.Guest == nil || v.Guest.Error != "" || v.Guest.NodeID != wk.NodeID || v.Guest.Role != "swarm-worker" || v.Guest.DockerActive != "yes" {
+			t.Errorf("probe of %s: %+v", v.Name, v.Guest)
+		}
+	}
+	if strings.Contains(r.stdout+r.stderr, guestPass) {
+		t.Errorf("audit output contains the guest password")
 	}
 
 	start := time.Now()
-	r := runBin(t, env, "remediate", "-json", "-observe", "10s", "-lookback", "5m", "-max-percent", "100", "-l", login)
+	r = runBin(t, env, "remediate", "-json", "-observe", "10s", "-lookback", "5m", "-max-percent", "100", "-l", login)
 	t.Logf("remediate (plan): exit %d in %s", r.code, time.Since(start).Round(time.Millisecond))
 	if r.code != 0 {
 		t.Fatalf("plan: exit %d: %s", r.code, r.stderr)
