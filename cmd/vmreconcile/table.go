@@ -49,6 +49,8 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 		}
 	}
 
+	writeProbes(w, res, width)
+
 	if len(res.Nodes) > 0 {
 		fmt.Fprintln(w, "\nNODES")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -72,6 +74,50 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 		}
 		tw.Flush()
 	}
+}
+
+// writeProbes lists what guest operations found in each probed VM (-verify):
+// the identity it holds and whether Docker starts at boot and runs now; then
+// the VMs that could not be probed, and why.
+func writeProbes(w io.Writer, res reconcile.Result, width int) {
+	var ok, failed []reconcile.VMStatus
+	for _, v := range res.VMs {
+		switch {
+		case v.Guest == nil:
+		case v.Guest.Error != "":
+			failed = append(failed, v)
+		default:
+			ok = append(ok, v)
+		}
+	}
+	if len(ok)+len(failed) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nGUEST PROBES")
+	if len(ok) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "VM\tNODE ID (CERT CN)\tROLE\tDOCKER BOOT/NOW\tENGINE ID")
+		for _, v := range ok {
+			g := v.Guest
+			node, role := g.NodeID, strings.TrimPrefix(g.Role, "swarm-")
+			if node == "" {
+				node, role = "(no swarm identity)", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\n", truncate(v.Name, 24), node, role,
+				orUnknown(g.DockerEnabled), orUnknown(g.DockerActive), truncate(g.EngineID, 13))
+		}
+		tw.Flush()
+	}
+	for _, v := range failed {
+		writeField(w, "not probed", v.Name+": "+v.Guest.Error, width)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 // vmList names the VMs of a finding, marking the original.
