@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/vmreconcile/vmreconcile/config"
@@ -44,7 +45,12 @@ type Alert struct {
 	LastSeen   time.Time  `json:"last_seen"`
 	ResolvedAt *time.Time `json:"resolved_at,omitempty"`
 	SeenRuns   int        `json:"seen_runs"`
-	SentAt     time.Time  `json:"sent_at"`
+	// SupersededBy, on "resolved", is the key of an open finding that now
+	// covers the same VMs more severely: a clone-of-swarm-node "resolves"
+	// because its clone booted and now shares the node ID. Nothing was fixed;
+	// receivers may fold the two.
+	SupersededBy string    `json:"superseded_by,omitempty"`
+	SentAt       time.Time `json:"sent_at"`
 	// Daemon is the host name of the machine running vmreconcile.
 	Daemon string `json:"daemon"`
 }
@@ -207,15 +213,23 @@ func (a *alerter) flush(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var batch []store.StoredFinding
+		var (
+			batch   []store.StoredFinding
+			openNow []store.StoredFinding
+		)
 		event := EventOpened
 		if pass == 0 {
 			batch = open
 		} else {
 			batch, event = resolved, EventResolved
+			if len(batch) > 0 {
+				if openNow, err = a.st.OpenFindings(ctx); err != nil {
+					return err
+				}
+			}
 		}
 		for _, f := range batch {
-			if err := a.deliver(ctx, event, f); err != nil {
+			if err := a.deliver(ctx, event, f, supersededBy(f, openNow)); err != nil {
 				errs = append(errs, err)
 				if ctx.Err() != nil {
 					return errors.Join(errs...)
@@ -226,8 +240,30 @@ func (a *alerter) flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (a *alerter) deliver(ctx context.Context, event string, f store.StoredFinding) error {
+// supersededBy returns the key of an open finding, more severe than the
+// resolved f, whose VMs include all of f's; "" when there is none.
+func supersededBy(f store.StoredFinding, open []store.StoredFinding) string {
+	for _, g := range open {
+		if g.Severity.Rank() <= f.Severity.Rank() || len(f.VMRefs) == 0 {
+			continue
+		}
+		covered := true
+		for _, r := range f.VMRefs {
+			if !slices.Contains(g.VMRefs, r) {
+				covered = false
+				break
+			}
+		}
+		if covered {
+			return g.Key
+		}
+	}
+	return ""
+}
+
+func (a *alerter) deliver(ctx context.Context, event string, f store.StoredFinding, superseded string) error {
 	al := newAlert(event, f, a.now(), a.host)
+	al.SupersededBy = superseded
 	body, err := json.Marshal(al)
 	if err != nil {
 		return err

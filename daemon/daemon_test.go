@@ -234,3 +234,30 @@ func TestDaemonReadyzStale(t *testing.T) {
 	}
 	_ = store.ErrLocked
 }
+
+func TestSupersededBy(t *testing.T) {
+	sf := func(kind string, sev reconcile.Severity, refs ...string) store.StoredFinding {
+		f := reconcile.Finding{Kind: kind, Severity: sev, NodeID: "n1", VMRefs: refs}
+		return store.StoredFinding{Finding: f, Key: f.Key()}
+	}
+	clone := sf(reconcile.KindCloneOfSwarmNode, reconcile.Warning, "vm-2")
+	shared := sf(reconcile.KindSharedNodeID, reconcile.Critical, "vm-1", "vm-2")
+	other := sf(reconcile.KindSharedNodeID, reconcile.Critical, "vm-1", "vm-3")
+	mac := sf(reconcile.KindDuplicateMAC, reconcile.Warning, "vm-1", "vm-2")
+	cases := []struct {
+		name string
+		f    store.StoredFinding
+		open []store.StoredFinding
+		want string
+	}{
+		{"clone became a shared node ID", clone, []store.StoredFinding{mac, other, shared}, shared.Key},
+		{"other VMs", clone, []store.StoredFinding{other}, ""},
+		{"not more severe", clone, []store.StoredFinding{mac}, ""},
+		{"really resolved", shared, nil, ""},
+	}
+	for _, tc := range cases {
+		if got := supersededBy(tc.f, tc.open); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
