@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 
 	"github.com/vmware/govmomi/cli/flags"
+	"github.com/vmware/govmomi/vim25/soap"
 
 	"github.com/vmreconcile/vmreconcile/config"
 )
@@ -48,6 +51,42 @@ func (c *commonFlag) process(ctx context.Context, output *flags.OutputFlag) erro
 		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
 	}
 	return nil
+}
+
+// govcFlagsFromConfig points govc's flags (-u, -k, -tls-ca-certs,
+// -tls-known-hosts, -dc) at the config file's first vCenter when none was
+// given on the command line or in GOVC_URL, for commands that find VMs the
+// govc way (one vCenter). It says which vCenter it chose when there are several.
+func (c *commonFlag) govcFlagsFromConfig(fs *flag.FlagSet, cf *flags.ClientFlag) (note string, err error) {
+	if u := cf.Session.URL; (u != nil && u.Host != "") || len(c.cfg.VCenters) == 0 {
+		return "", nil
+	}
+	vc := c.cfg.VCenters[0]
+	u, err := soap.ParseURL(vc.URL)
+	if err != nil || u == nil {
+		return "", usagef("vcenters[0].url: not a vCenter URL (fix: e.g. https://vcenter.example.com/sdk)")
+	}
+	addSecret(vc.Password.Reveal())
+	u.User = url.UserPassword(vc.Username, vc.Password.Reveal())
+	set := map[string]string{"u": u.String(), "tls-ca-certs": vc.TLSCACerts, "tls-known-hosts": vc.TLSKnownHosts}
+	if vc.Insecure {
+		set["k"] = "true"
+	}
+	if len(vc.Datacenters) == 1 && fs.Lookup("dc") != nil && fs.Lookup("dc").Value.String() == "" {
+		set["dc"] = vc.Datacenters[0]
+	}
+	for name, value := range set {
+		if value == "" {
+			continue
+		}
+		if err := fs.Set(name, value); err != nil {
+			return "", usagef("vcenters[0]: %s", redact(err.Error()))
+		}
+	}
+	if len(c.cfg.VCenters) > 1 {
+		note = fmt.Sprintf("using vCenter %s, the first of the config's %d (fix: -u to choose another)", u.Hostname(), len(c.cfg.VCenters))
+	}
+	return note, nil
 }
 
 // storeFile is where remediate and preclone keep probes and the journal:

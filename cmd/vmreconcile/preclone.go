@@ -149,12 +149,19 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 	if cmd.target != "" && len(args) > 1 {
 		return usagef("-generalize-plan takes one source VM, got %d (fix: vmreconcile preclone -generalize-plan COPY SOURCE)", len(args))
 	}
+	note, err := cmd.govcFlagsFromConfig(cmd.fs, cmd.ClientFlag)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		fmt.Fprintln(out.stderr, "vmreconcile preclone: "+note)
+	}
 	if err := cmd.SearchFlag.Process(ctx); err != nil {
-		return usagef("%s (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk)", err)
+		return usagef("%s (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk, or vcenters in -config)", err)
 	}
 	u := cmd.ClientFlag.Session.URL
 	if u == nil || u.Host == "" {
-		return usagef("no vCenter (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk)")
+		return usagef("no vCenter (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk, or vcenters in -config)")
 	}
 	if p, ok := u.User.Password(); ok {
 		addSecret(p)

@@ -18,6 +18,7 @@ import (
 	"github.com/vmreconcile/vmreconcile/guest/guesttest"
 	"github.com/vmreconcile/vmreconcile/preclone"
 	"github.com/vmreconcile/vmreconcile/store"
+	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // swarmDir writes a /var/lib/docker with swarm state and engine-id.
@@ -374,5 +375,29 @@ func powerOff(t *testing.T, ctx context.Context, vm *object.VirtualMachine) {
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrecloneConfigVCenter: with no -u or GOVC_URL, preclone finds its VMs
+// in the config file's vCenter; a powered-off VM never probed is UNVERIFIED.
+func TestPrecloneConfigVCenter(t *testing.T) {
+	u, c := vcsim(t)
+	if _, err := vsphere.CreateSimVM(context.Background(), c, vsphere.SimVM{Name: "golden-01", NumCPU: 2, MemoryMB: 2048}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pass, _ := u.User.Password()
+	cfg := writeCfg(t, dir, "c.yaml", fmt.Sprintf("vcenters:\n  - url: https://%s/sdk\n    username: %s\n    password: %s\n    insecure: true\n",
+		u.Host, u.User.Username(), pass))
+	r := runBin(t, nil, "preclone", "-config", cfg, "-store", filepath.Join(dir, "state.db"), "golden-01")
+	if r.code != ExitUnverified {
+		t.Fatalf("exit %d, want %d (UNVERIFIED): %s\n%s", r.code, ExitUnverified, r.stderr, r.stdout)
+	}
+	if !strings.Contains(r.stdout, "golden-01") || !strings.Contains(r.stdout, "UNVERIFIED") || strings.Contains(r.stdout+r.stderr, pass) {
+		t.Errorf("output:\n%s%s", r.stdout, r.stderr)
+	}
+	r = runBin(t, nil, "preclone", "-config", cfg, "-store", filepath.Join(dir, "state.db"), "no-such-vm")
+	if r.code != ExitUsage || !strings.Contains(r.stderr, `"no-such-vm"`) {
+		t.Errorf("unknown VM: exit %d: %s", r.code, r.stderr)
 	}
 }
