@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -70,7 +71,13 @@ func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (re
 		wg    sync.WaitGroup
 		first error
 		snap  = reconcile.Snapshot{CollectedAt: time.Now().UTC()}
+		// observing counts swarm observations still running, so that the
+		// progress line says what the collection is waiting for.
+		observing atomic.Int32
+		vcLeft    atomic.Int32
 	)
+	vcLeft.Store(int32(len(vcs)))
+	observing.Store(int32(len(sws)))
 	fail := func(source string, err error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -89,6 +96,9 @@ func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (re
 				fail("vcenter "+vc.Name, err)
 				return
 			}
+			if vcLeft.Add(-1) == 0 && observing.Load() > 0 && opts.Observe.Window > 0 {
+				progress("inventory done; observing the swarm for its %s window", opts.Observe.Window)
+			}
 			mu.Lock()
 			snap.VMs = append(snap.VMs, vms...)
 			mu.Unlock()
@@ -100,6 +110,7 @@ func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (re
 			defer wg.Done()
 			progress("observing swarm %s", sw.Name)
 			obs, err := swarm.Observe(ctx, sw.Client, opts.Observe)
+			observing.Add(-1)
 			if err != nil {
 				fail("swarm "+sw.Name, err)
 				return

@@ -12,8 +12,8 @@ import (
 // writeTable prints the human report, laid out for a terminal of the given width.
 func writeTable(w io.Writer, res reconcile.Result, width int) {
 	s := res.Summary
-	fmt.Fprintf(w, "%d VMs (%d templates, %d powered on) · %d swarm(s), %d nodes (%d matched to VMs)\n",
-		s.VMs, s.Templates, s.PoweredOn, s.Swarms, s.Nodes, s.MatchedNodes)
+	fmt.Fprintf(w, "%s (%s, %d powered on) · %s, %s (%d matched to VMs)\n",
+		plural(s.VMs, "VM"), plural(s.Templates, "template"), s.PoweredOn, plural(s.Swarms, "swarm"), plural(s.Nodes, "node"), s.MatchedNodes)
 	if len(res.Findings) == 0 {
 		fmt.Fprintln(w, "No findings.")
 	} else {
@@ -152,6 +152,14 @@ func writeField(w io.Writer, label, text string, width int) {
 		empty = false
 	}
 	fmt.Fprintln(w, line)
+}
+
+// plural says "1 node", "2 nodes".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func truncate(s string, n int) string {
