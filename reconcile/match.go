@@ -166,12 +166,16 @@ func newIndex(vms []VM, swarms []Swarm) *index {
 			ix.parent[i] = p
 		}
 	}
+	// Count distinct node IDs per address, not Node entries: one swarm
+	// observed through two managers (two Swarm entries) lists every node
+	// twice, and counting those twice made every address look shared (NAT),
+	// which switched off the address tie-break and the DHCP contradiction.
+	seen := map[string]bool{} // address \x00 node ID
 	for _, sw := range swarms {
 		for _, n := range sw.Nodes {
-			seen := map[string]bool{}
 			for _, d := range n.Descriptions {
-				if a := normIP(d.Addr); a != "" && !seen[a] {
-					seen[a] = true
+				if a := normIP(d.Addr); a != "" && !seen[a+"\x00"+n.ID] {
+					seen[a+"\x00"+n.ID] = true
 					ix.addrNodes[a]++
 				}
 			}

@@ -44,11 +44,31 @@ type nodeState struct {
 
 func newState(snap Snapshot, hist History) *state {
 	vms := slices.Clone(snap.VMs)
+	// History keeps lineage by moref alone, but morefs are per vCenter
+	// (every vCenter has a vm-42). When the snapshot holds the ref in two or
+	// more vCenters, the stored lineage is applied only where its source ref
+	// resolves, in the VM's own vCenter, to a VM of the recorded source name;
+	// applied blindly it made unrelated VMs "clones" of whatever VM carries
+	// the source's ref in their vCenter.
+	refVCs := map[string]map[string]bool{}
+	nameAt := map[string]string{} // vcenter \x00 ref → name
+	for _, v := range vms {
+		if refVCs[v.Ref] == nil {
+			refVCs[v.Ref] = map[string]bool{}
+		}
+		refVCs[v.Ref][v.VCenter] = true
+		nameAt[v.VCenter+"\x00"+v.Ref] = v.Name
+	}
 	for i := range vms {
 		if vms[i].Lineage != nil {
 			continue
 		}
 		if l, ok := hist.Lineage[vms[i].Ref]; ok {
+			if len(refVCs[vms[i].Ref]) > 1 {
+				if src, ok := nameAt[vms[i].VCenter+"\x00"+l.SourceRef]; !ok || src != l.SourceName {
+					continue
+				}
+			}
 			l := l
 			vms[i].Lineage = &l
 		}

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -47,7 +48,7 @@ func (st *state) sharedNodeIDs() []Finding {
 func (st *state) sharedFinding(id string, ns *nodeState, holders, guestHolders []int) Finding {
 	rank := map[int]int{}
 	if ns != nil {
-		rank = ns.firstDesc
+		rank = st.firstSeenRank(ns)
 	}
 	orig, why := st.pickOriginal(holders, rank)
 	vms := orderWithOriginal(holders, orig)
@@ -103,6 +104,57 @@ func (st *state) sharedFinding(id string, ns *nodeState, holders, guestHolders [
 	}
 	f.Remedy = sharedRemedy(id, st.names(vms, orig), orig >= 0)
 	return f
+}
+
+// firstSeenRank ranks the VMs that held the node's ID (rank 0 first) by when
+// their identity was first seen: in this run's descriptions and in those that
+// earlier runs kept for the ID (History). This run alone is not enough: once a
+// clone flips with the node, the manager's 256-event memory and the lookback
+// show both identities from the start of the replay in either order, so the
+// clone was often "seen first" and named the original, and the remedy told the
+// admin to disable Docker on the real node. Unknown times and ties keep the
+// order of first sighting in this run.
+func (st *state) firstSeenRank(ns *nodeState) map[int]int {
+	first := map[int]time.Time{}
+	note := func(v int, t time.Time) {
+		if _, holder := ns.firstDesc[v]; !holder || t.IsZero() {
+			return
+		}
+		if f, ok := first[v]; !ok || t.Before(f) {
+			first[v] = t
+		}
+	}
+	for di, m := range ns.matches {
+		if v, ok := m.unique(); ok {
+			note(v, ns.node.Descriptions[di].FirstSeen)
+		}
+	}
+	for _, d := range st.hist.Nodes[ns.node.ID] {
+		if v, ok := st.ix.match(d).unique(); ok {
+			note(v, d.FirstSeen)
+		}
+	}
+	hs := slices.Sorted(maps.Keys(ns.firstDesc))
+	slices.SortStableFunc(hs, func(a, b int) int {
+		fa, oka := first[a]
+		fb, okb := first[b]
+		switch {
+		case oka && okb:
+			if c := fa.Compare(fb); c != 0 {
+				return c
+			}
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return cmp.Compare(ns.firstDesc[a], ns.firstDesc[b])
+	})
+	rank := make(map[int]int, len(hs))
+	for k, v := range hs {
+		rank[v] = k
+	}
+	return rank
 }
 
 func orUnknown(s string) string {
@@ -456,11 +508,22 @@ func (st *state) clones(covered map[string]bool) []Finding {
 		if rejoined {
 			continue // the copy answers as its own, different node: it was fixed
 		}
-		src := st.ix.vms[a]
+		anc := st.ix.ancestors(i)
 		for _, id := range st.vmNodes[a] {
 			if covered[id+"\x00"+v.Ref] {
 				continue
 			}
+			// The node's owner is the farthest ancestor that holds the ID,
+			// not the nearest: when the nearest is itself a copy answering
+			// as the node (wk-01 ← clone ← clone-2), naming it the one to
+			// "leave alone" contradicted the shared-node-id remedy for it.
+			a := a
+			for _, b := range anc {
+				if slices.Contains(st.vmNodes[b], id) {
+					a = b
+				}
+			}
+			src := st.ix.vms[a]
 			f := st.finding(KindCloneOfSwarmNode, Warning, id, []int{a, i}, a)
 			f.Evidence = append(f.Evidence,
 				st.lineageFact(i, a),
@@ -574,9 +637,45 @@ func (st *state) duplicates() []Finding {
 		"kept its MAC: vcsim clones keep the source's MACs; a real vSphere clone gets new ones unless the MAC was set by hand or the VM was copied as files",
 		"Give the copy new MAC addresses: power it off, set each network adapter's MAC address to Automatic (or a new manual one). "+
 			"Two running VMs with one MAC on the same network break each other's connectivity.")...)
-	out = append(out, st.dupFindings(KindDuplicateHostname, "guest hostname", hosts,
+	out = append(out, st.dupFindings(KindDuplicateHostname, "guest hostname", sameHostname(st.ix.vms, hosts),
 		"kept its guest hostname (no guest customization was applied)",
 		"Rename the guest of all but one VM (`hostnamectl set-hostname <new>`, and /etc/hosts); a swarm node shows the new name in `docker node ls` after `systemctl restart docker`.")...)
+	return out
+}
+
+// sameHostname splits groups of VMs with the same short guest hostname into
+// groups whose hostnames name the same host by the matching rules
+// (HostnameMatches): app01.prod.example.com and app01.test.example.com share
+// a first label but are two hosts (prod and test twins are common), so they
+// are no duplicate. A short name matches every FQDN of its label, so a group
+// holding one keeps all its VMs (keyed by the short name); otherwise each
+// FQDN with two or more VMs is a group of its own (keyed by the FQDN).
+// Linear in the number of VMs.
+func sameHostname(vms []VM, byShort map[string][]int) map[string][]int {
+	out := map[string][]int{}
+	for short, g := range byShort {
+		if len(g) < 2 {
+			continue
+		}
+		full := map[string][]int{}
+		bare := false
+		for _, i := range g {
+			h := normHost(vms[i].GuestHostname)
+			if !strings.Contains(h, ".") || isIPLiteral(h) {
+				bare = true
+			}
+			full[h] = append(full[h], i)
+		}
+		if bare {
+			out[short] = g
+			continue
+		}
+		for h, l := range full {
+			if len(l) >= 2 {
+				out[h] = l
+			}
+		}
+	}
 	return out
 }
 
@@ -587,16 +686,28 @@ func (st *state) dupFindings(kind, what string, groups map[string][]int, copyNot
 		if len(g) < 2 {
 			continue
 		}
+		// Linear in the group (times lineage depth): walk each VM's
+		// ancestors against the group instead of testing every pair; a
+		// pairwise test took seconds for a few thousand VMs deployed from
+		// one template that all report the hostname "ubuntu" or keep a MAC.
+		in := make(map[int]int, len(g)) // VM → position in g
+		for k, i := range g {
+			in[i] = k
+		}
+		inGroup := func(i int) []int { // ancestors of i in the group
+			var l []int
+			for _, a := range st.ix.ancestors(i) {
+				if _, ok := in[a]; ok {
+					l = append(l, a)
+				}
+			}
+			return l
+		}
 		orig := -1
 		var roots []int
 		copies := false
 		for _, i := range g {
-			isCopy := false
-			for _, j := range g {
-				if i != j && st.ix.descendsFrom(i, j) {
-					isCopy = true
-				}
-			}
+			isCopy := len(inGroup(i)) > 0
 			if isCopy {
 				copies = true
 			} else {
@@ -614,12 +725,16 @@ func (st *state) dupFindings(kind, what string, groups map[string][]int, copyNot
 			list = append(list, fmt.Sprintf("%s (%s, %s)", v.Name, v.Path, powerLabel(v)))
 		}
 		f.Evidence = append(f.Evidence, fmt.Sprintf("%s %s on %d VMs: %s", what, val, len(vms), strings.Join(list, "; ")))
+		pos := make(map[int]int, len(vms))
+		for k, i := range vms {
+			pos[i] = k
+		}
 		for _, i := range vms {
-			for _, j := range vms {
-				if i != j {
-					if s := st.lineageFact(i, j); s != "" {
-						f.Evidence = append(f.Evidence, s, fmt.Sprintf("VM %s is a copy of %s and %s", st.ix.vms[i].Name, st.ix.vms[j].Name, copyNote))
-					}
+			anc := inGroup(i)
+			slices.SortFunc(anc, func(a, b int) int { return pos[a] - pos[b] })
+			for _, j := range anc {
+				if s := st.lineageFact(i, j); s != "" {
+					f.Evidence = append(f.Evidence, s, fmt.Sprintf("VM %s is a copy of %s and %s", st.ix.vms[i].Name, st.ix.vms[j].Name, copyNote))
 				}
 			}
 		}

@@ -30,6 +30,10 @@ type Observation struct {
 	Role          string
 	State         string
 	Availability  string
+	// SpecName is the node's Spec.Annotations.Name (usually empty). The
+	// manager names node events by it when it is set, instead of by the
+	// hostname, so such events say nothing about which machine answered.
+	SpecName string
 }
 
 // identity is what distinguishes one description of a node from another.
@@ -57,7 +61,9 @@ func (o Observation) identity() identity {
 // (or, when the event predates every sample with that hostname, the first
 // one); only a hostname never seen in any sample gets an EventsOnly
 // description. Events with an empty name (the manager emits them while a node
-// is being created) carry no identity and are ignored.
+// is being created) carry no identity and are ignored, and so are events
+// named by the node's Spec.Annotations.Name (SpecName) as a sample saw it:
+// dockerd prefers that name to the hostname when it is set.
 //
 // The Timeline holds the first sighting and every change of identity; Role,
 // State and Availability come from the latest sample.
@@ -93,10 +99,14 @@ func buildNode(id string, obs []Observation) reconcile.Node {
 	// Pass 1: the first full description per hostname, for events that
 	// precede every sample of their hostname.
 	firstFull := map[string]identity{}
+	specNames := map[string]bool{}
 	for _, o := range obs {
 		if o.Source != SourceEvent {
 			if _, ok := firstFull[o.Hostname]; !ok {
 				firstFull[o.Hostname] = o.identity()
+			}
+			if o.SpecName != "" {
+				specNames[o.SpecName] = true
 			}
 		}
 	}
@@ -107,6 +117,13 @@ func buildNode(id string, obs []Observation) reconcile.Node {
 	index := map[identity]int{}
 	latestFull := map[string]identity{} // hostname -> latest full identity so far
 	for _, o := range obs {
+		if o.Source == SourceEvent && specNames[o.Hostname] {
+			// dockerd names node events by Spec.Annotations.Name when it
+			// is set, whatever hostname the session presents; taken as a
+			// hostname it became an events-only identity that "alternated"
+			// with the sampled one (node-flapping on a healthy node).
+			continue
+		}
 		var key identity
 		switch {
 		case o.Source != SourceEvent:
@@ -168,6 +185,7 @@ func compareObservations(a, b Observation) int {
 		cmp.Compare(a.Role, b.Role),
 		cmp.Compare(a.State, b.State),
 		cmp.Compare(a.Availability, b.Availability),
+		cmp.Compare(a.SpecName, b.SpecName),
 	)
 }
 

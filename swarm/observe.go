@@ -82,7 +82,9 @@ func Observe(ctx context.Context, cli client.APIClient, opts ObserveOptions) (re
 	endpoint := RedactHost(host)
 
 	// Info is the first request, so it also negotiates the API version.
+	before := now()
 	info, err := cli.Info(ctx)
+	after := now()
 	if err != nil {
 		return reconcile.Swarm{}, newHostError(host, "docker info", err)
 	}
@@ -114,19 +116,26 @@ func Observe(ctx context.Context, cli client.APIClient, opts ObserveOptions) (re
 	out := reconcile.Swarm{Endpoint: endpoint, ClusterID: clusterID, ObservedFrom: since}
 
 	// One stream replays since..now and, for a window, follows live events
-	// until its end; the daemon closes it at until.
+	// until its end; the daemon closes it at until. Event times are the
+	// managers' clocks: since/until are sent in the manager's time and the
+	// events brought back to ours (see managerSkew).
+	skew := managerSkew(info.SystemTime, before, after)
 	evCtx, cancelEvents := context.WithCancel(ctx)
 	defer cancelEvents()
-	stream := followEvents(evCtx, cli, since, end)
+	stream := followEvents(evCtx, cli, since.Add(skew), end.Add(skew), skew)
 
 	var obs []Observation
 	sample := func() error {
+		// Timed at the request, not at the answer: the manager reads its
+		// store after the request left, so a change it shows is never
+		// later than its event; timed at the answer, a rename during the
+		// call sorted the old name after the new name's event.
+		at := now()
 		nodes, err := cli.NodeList(ctx, swarm.NodeListOptions{})
 		if err != nil {
 			return newHostError(host, "node list", err)
 		}
 		out.Samples++
-		at := now()
 		for _, n := range nodes {
 			obs = append(obs, listObservation(at, n))
 		}
@@ -185,9 +194,31 @@ type eventResult struct {
 	err   error
 }
 
-// followEvents reads node events from since to until and delivers them on the
-// returned channel when the stream ends.
-func followEvents(ctx context.Context, cli client.APIClient, since, until time.Time) <-chan eventResult {
+// managerSkew estimates how far the manager's clock runs ahead of ours
+// (negative: behind) from Info's SystemTime, read between before and after.
+// Node event times come from the managers' clocks (the store's update time)
+// and samples are timed by ours; merged by time with a manager a second
+// behind, a rename's event sorted before the last samples of the old name,
+// which read as old → new → old → new: node-flapping on a node renamed once.
+// An offset within the measurement's own uncertainty (the call's round trip)
+// is taken as none, so synchronized clocks are left alone.
+func managerSkew(systemTime string, before, after time.Time) time.Duration {
+	t, err := time.Parse(time.RFC3339Nano, systemTime)
+	if err != nil || t.IsZero() {
+		return 0
+	}
+	rtt := after.Sub(before)
+	off := t.Sub(before.Add(rtt / 2))
+	if off.Abs() <= rtt {
+		return 0
+	}
+	return off
+}
+
+// followEvents reads node events from since to until (the manager's clock)
+// and delivers them on the returned channel when the stream ends, their times
+// moved back by skew to our clock.
+func followEvents(ctx context.Context, cli client.APIClient, since, until time.Time, skew time.Duration) <-chan eventResult {
 	done := make(chan eventResult, 1)
 	msgs, errs := cli.Events(ctx, events.ListOptions{
 		Since:   timestamp(since),
@@ -205,6 +236,7 @@ func followEvents(ctx context.Context, cli client.APIClient, since, until time.T
 				}
 				res.count++
 				if o, ok := eventObservation(m); ok {
+					o.Time = o.Time.Add(-skew)
 					res.obs = append(res.obs, o)
 				}
 			case err := <-errs:
@@ -253,5 +285,6 @@ func listObservation(at time.Time, n swarm.Node) Observation {
 		Role:          string(n.Spec.Role),
 		State:         string(n.Status.State),
 		Availability:  string(n.Spec.Availability),
+		SpecName:      n.Spec.Annotations.Name,
 	}
 }
