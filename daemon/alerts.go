@@ -201,40 +201,83 @@ func newAlerter(hooks []config.Webhook, client *http.Client, backoff time.Durati
 	return a
 }
 
-// flush sends every pending alert: openings first, then resolutions (a
-// finding that opened and resolved between two flushes gets both, in order).
-// An alert is marked sent in the store only when every webhook took it, so a
-// failure is retried at the next flush and a restart never repeats a
-// delivered alert.
+// pendingAlert is one alert to deliver in a flush.
+type pendingAlert struct {
+	f     store.StoredFinding
+	event string
+	at    time.Time // when it happened: first_seen or resolved_at
+	// afterOpen: a resolution whose opening is pending in the same flush;
+	// it goes out only once the opening did.
+	afterOpen bool
+}
+
+// flush sends every pending alert in the order things happened (an opening
+// before a resolution of the same run, so that a superseding finding is
+// announced before the one it supersedes resolves). Chronological order
+// matters when the webhook was down while a finding resolved and came back:
+// episode 1's resolution must reach the receiver before episode 2's opening,
+// or a receiver folding alerts by key ends up believing the open finding is
+// resolved. A finding that opened and resolved between two flushes gets both,
+// in order.
+//
+// An alert is marked sent in the store (per episode) only when every webhook
+// took it, so a failure is retried at the next flush and a restart never
+// repeats a delivered alert. A webhook that fails with a retryable error is
+// not tried again in this flush: its remaining alerts stay pending for the
+// next one. Otherwise a receiver that is down or hangs holds the audit (and
+// the audit lock) for pending x (retries+1) x timeout, and its alerts would
+// reach it out of order.
 func (a *alerter) flush(ctx context.Context) error {
-	var errs []error
-	for pass := 0; pass < 2; pass++ {
-		open, resolved, err := a.st.PendingAlerts(ctx)
-		if err != nil {
+	open, resolved, err := a.st.PendingAlerts(ctx)
+	if err != nil {
+		return err
+	}
+	var list []pendingAlert
+	for _, f := range open {
+		list = append(list, pendingAlert{f: f, event: EventOpened, at: f.FirstSeen})
+		if !f.Open() {
+			list = append(list, pendingAlert{f: f, event: EventResolved, at: f.ResolvedAt, afterOpen: true})
+		}
+	}
+	for _, f := range resolved {
+		list = append(list, pendingAlert{f: f, event: EventResolved, at: f.ResolvedAt})
+	}
+	// Stable: within one time and event the store's order (most severe
+	// first) stays.
+	slices.SortStableFunc(list, func(x, y pendingAlert) int {
+		if c := x.at.Compare(y.at); c != 0 {
+			return c
+		}
+		if x.event != y.event {
+			if x.event == EventOpened {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	var openNow []store.StoredFinding
+	if slices.ContainsFunc(list, func(p pendingAlert) bool { return p.event == EventResolved }) {
+		if openNow, err = a.st.OpenFindings(ctx); err != nil {
 			return err
 		}
-		var (
-			batch   []store.StoredFinding
-			openNow []store.StoredFinding
-		)
-		event := EventOpened
-		if pass == 0 {
-			batch = open
-		} else {
-			batch, event = resolved, EventResolved
-			if len(batch) > 0 {
-				if openNow, err = a.st.OpenFindings(ctx); err != nil {
-					return err
-				}
-			}
+	}
+	var errs []error
+	opened := map[int64]bool{} // episodes whose opening went out in this flush
+	down := map[int]bool{}     // webhooks that failed in this flush
+	for _, p := range list {
+		if p.afterOpen && !opened[p.f.ID] {
+			continue // its opening did not go out: next flush, in order
 		}
-		for _, f := range batch {
-			if err := a.deliver(ctx, event, f, supersededBy(f, openNow)); err != nil {
-				errs = append(errs, err)
-				if ctx.Err() != nil {
-					return errors.Join(errs...)
-				}
+		if err := a.deliver(ctx, p.event, p.f, supersededBy(p.f, openNow), down); err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				return errors.Join(errs...)
 			}
+			continue
+		}
+		if p.event == EventOpened {
+			opened[p.f.ID] = true
 		}
 	}
 	return errors.Join(errs...)
@@ -261,7 +304,10 @@ func supersededBy(f store.StoredFinding, open []store.StoredFinding) string {
 	return ""
 }
 
-func (a *alerter) deliver(ctx context.Context, event string, f store.StoredFinding, superseded string) error {
+// deliver sends one alert to every webhook that has not taken it yet and is
+// not in down, and marks it sent when all took it. A webhook that fails with
+// a retryable error is added to down.
+func (a *alerter) deliver(ctx context.Context, event string, f store.StoredFinding, superseded string, down map[int]bool) error {
 	al := newAlert(event, f, a.now(), a.host)
 	al.SupersededBy = superseded
 	body, err := json.Marshal(al)
@@ -279,10 +325,20 @@ func (a *alerter) deliver(ctx context.Context, event string, f store.StoredFindi
 		if done[i] {
 			continue
 		}
+		if down[i] {
+			errs = append(errs, fmt.Errorf("webhook %s: not tried: it failed earlier in this flush", h.name))
+			continue
+		}
 		if err := h.send(ctx, event, id, body); err != nil {
 			a.m.alertsFailed.WithLabelValues(event).Inc()
 			a.log.Error("alert not delivered", "event", event, "kind", f.Kind, "node_id", f.NodeID, "key", al.Key, "webhook", h.name, "err", err)
 			errs = append(errs, err)
+			// A permanent refusal (4xx) is about this alert; anything else
+			// (timeout, 5xx, connection refused) is about the webhook.
+			var perm errPermanent
+			if !errors.As(err, &perm) {
+				down[i] = true
+			}
 			continue
 		}
 		done[i] = true
@@ -293,7 +349,9 @@ func (a *alerter) deliver(ctx context.Context, event string, f store.StoredFindi
 		return errors.Join(errs...)
 	}
 	delete(a.delivered, id)
-	if err := a.st.MarkAlerted(ctx, al.Key, event == EventResolved); err != nil {
+	// By episode id, not key: another episode of the same key may still be
+	// pending this alert (MarkAlerted would mark it too, and it would be lost).
+	if err := a.st.MarkAlertedID(ctx, f.ID, event == EventResolved); err != nil {
 		return err
 	}
 	if len(a.hooks) == 0 {

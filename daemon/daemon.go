@@ -261,10 +261,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("daemon stopping", "grace", d.opts.ShutdownTimeout)
 	stopWatch()
 	cronDone := c.Stop() // no new runs; its context ends when running ones return
-	wwg.Wait()
 
+	// The watchers are waited for inside the grace period, not before it: the
+	// detector runs its audits (or waits for the audit lock) in its own
+	// goroutine, so waiting for it first would let a detection-triggered
+	// audit run for up to AuditTimeout after SIGTERM, never canceled. wwg is
+	// waited for before wg so that the detector's wg.Add cannot race wg.Wait.
 	done := make(chan struct{})
-	go func() { wg.Wait(); <-cronDone.Done(); close(done) }()
+	go func() { wwg.Wait(); wg.Wait(); <-cronDone.Done(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(d.opts.ShutdownTimeout):

@@ -75,6 +75,11 @@ func (d *Daemon) detector(ctx, jobCtx context.Context, wg *sync.WaitGroup) {
 			}
 		case <-fire:
 			timer, fire = nil, nil
+			if ctx.Err() != nil {
+				// Stopping: select picks at random among ready cases; do not
+				// start a new audit during the shutdown grace.
+				return
+			}
 			batch := pending
 			pending = nil
 			since := batch[0].at
@@ -246,17 +251,20 @@ var vmWatchProps = []string{"runtime.powerState", "guest.hostName"}
 // watchVCenter follows VM changes in one vCenter through a private property
 // collector (WaitForUpdatesEx on a container view of every VM under the
 // configured roots): a new VM (clone, deploy), a power-on or a new guest
-// hostname triggers an audit. The first update set is the current state and
-// triggers nothing.
+// hostname triggers an audit. The first update set ever is the current state
+// and triggers nothing; after a reconnect the first update set is compared
+// with the state known before, so that a clone or power-on that happened while
+// the stream was down still triggers (as the swarm watcher re-lists nodes).
 func (d *Daemon) watchVCenter(ctx context.Context, v *vcSource) {
 	bo := backoff{min: d.opts.ReconnectMin, max: d.opts.ReconnectMax}
 	connected := false
+	st := &vmWatchState{known: map[string]vmState{}}
 	for ctx.Err() == nil {
 		if connected {
 			d.m.streamReconnects.WithLabelValues(v.label).Inc()
 		}
 		start := time.Now()
-		err := d.waitVMUpdates(ctx, v, &connected)
+		err := d.waitVMUpdates(ctx, v, &connected, st)
 		if ctx.Err() != nil {
 			return
 		}
@@ -274,7 +282,19 @@ func (d *Daemon) watchVCenter(ctx context.Context, v *vcSource) {
 	}
 }
 
-func (d *Daemon) waitVMUpdates(ctx context.Context, v *vcSource, connected *bool) error {
+// vmState is what the vCenter watcher knows of one VM.
+type vmState struct {
+	on   bool
+	host string
+}
+
+// vmWatchState is the vCenter watcher's memory across reconnects.
+type vmWatchState struct {
+	known  map[string]vmState // VM ref -> last known state
+	synced bool               // a complete initial update set was received once
+}
+
+func (d *Daemon) waitVMUpdates(ctx context.Context, v *vcSource, connected *bool, st *vmWatchState) error {
 	vc, err := v.get(ctx)
 	if err != nil {
 		return err
@@ -304,36 +324,57 @@ func (d *Daemon) waitVMUpdates(ctx context.Context, v *vcSource, connected *bool
 	filter.Spec.PropSet = filter.Spec.PropSet[:1]
 	*connected = true
 	d.log.Info("following vCenter VM changes", "vcenter", v.host)
+	// The initial update set is the current state; it lasts until an update
+	// set that is not truncated (a large inventory may come in several).
 	initial := true
+	seen := map[string]bool{}
 	return property.WaitForUpdatesEx(ctx, pc, filter, func(updates []types.ObjectUpdate) bool {
-		if initial {
-			// The first non-empty update set is the current state.
-			initial = len(updates) == 0
-			return false
-		}
 		for _, u := range updates {
-			reason := ""
-			switch u.Kind {
-			case types.ObjectUpdateKindEnter:
-				reason = "new VM " + u.Obj.Value
-			case types.ObjectUpdateKindModify:
-				for _, c := range u.ChangeSet {
-					switch c.Name {
-					case "runtime.powerState":
-						if ps, ok := c.Val.(types.VirtualMachinePowerState); ok && ps == types.VirtualMachinePowerStatePoweredOn {
-							reason = "VM " + u.Obj.Value + " powered on"
-						}
-					case "guest.hostName":
-						if h, ok := c.Val.(string); ok && h != "" {
-							reason = "VM " + u.Obj.Value + " reports guest hostname " + h
-						}
-					}
+			ref := u.Obj.Value
+			if u.Kind == types.ObjectUpdateKindLeave {
+				delete(st.known, ref)
+				continue
+			}
+			prev, had := st.known[ref]
+			cur := prev
+			for _, c := range u.ChangeSet {
+				switch c.Name {
+				case "runtime.powerState":
+					ps, _ := c.Val.(types.VirtualMachinePowerState)
+					cur.on = ps == types.VirtualMachinePowerStatePoweredOn
+				case "guest.hostName":
+					cur.host, _ = c.Val.(string)
 				}
+			}
+			st.known[ref] = cur
+			if initial {
+				seen[ref] = true
+				if !st.synced {
+					continue // the first state ever: the baseline
+				}
+			}
+			reason := ""
+			switch {
+			case !had:
+				reason = "new VM " + ref
+			case cur.on && !prev.on:
+				reason = "VM " + ref + " powered on"
+			case cur.host != "" && cur.host != prev.host:
+				reason = "VM " + ref + " reports guest hostname " + cur.host
 			}
 			if reason != "" {
 				d.log.Info("vCenter change", "vcenter", v.host, "change", reason)
 				d.requestAudit(trigger{source: "vsphere", reason: reason, at: time.Now()})
 			}
+		}
+		if initial && !filter.Truncated {
+			initial = false
+			for ref := range st.known {
+				if !seen[ref] {
+					delete(st.known, ref) // went away while disconnected
+				}
+			}
+			st.synced = true
 		}
 		return false
 	})

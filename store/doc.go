@@ -71,9 +71,9 @@
 // RecordRun updates the findings in the run's transaction: a key not open
 // opens, an open key present again is refreshed, an open key absent
 // resolves. PendingAlerts lists the openings not yet alerted and the
-// resolutions of alerted findings not yet alerted; MarkAlerted records each
-// one sent. Since both live in the file, a restarted daemon neither repeats
-// nor loses an alert.
+// resolutions of alerted findings not yet alerted; MarkAlertedID records each
+// one sent, per episode. Since both live in the file, a restarted daemon
+// neither repeats nor loses an alert.
 //
 // # Retention
 //

@@ -139,6 +139,11 @@ func (s *Store) PendingAlerts(ctx context.Context) (open, resolved []StoredFindi
 // MarkAlerted records that the alert for key went out: its opening when
 // resolved is false, its resolution when true. Marking is idempotent; a key
 // the store never saw is ErrNotFound.
+//
+// It marks every episode of key that is pending the same alert. A sender
+// with several episodes of one key pending (the webhook was down while the
+// finding resolved and came back) must use MarkAlertedID, or the later
+// episode's alert is recorded as sent when only the earlier one was.
 func (s *Store) MarkAlerted(ctx context.Context, key string, resolved bool) error {
 	now := s.now().UnixNano()
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
@@ -162,6 +167,41 @@ func (s *Store) MarkAlerted(ctx context.Context, key string, resolved bool) erro
 		}
 		if exists == 0 {
 			return fmt.Errorf("finding %q: %w", key, ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark alerted: %w", err)
+	}
+	return nil
+}
+
+// MarkAlertedID is MarkAlerted for one episode (StoredFinding.ID): its
+// opening when resolved is false, its resolution when true. Idempotent; an
+// unknown id is ErrNotFound.
+func (s *Store) MarkAlertedID(ctx context.Context, id int64, resolved bool) error {
+	now := s.now().UnixNano()
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		var r sql.Result
+		var err error
+		if resolved {
+			r, err = tx.ExecContext(ctx, `UPDATE findings SET alerted_resolved = ?
+				WHERE id = ? AND resolved_at IS NOT NULL AND alerted_resolved IS NULL`, now, id)
+		} else {
+			r, err = tx.ExecContext(ctx, `UPDATE findings SET alerted_open = ? WHERE id = ? AND alerted_open IS NULL`, now, id)
+		}
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n > 0 {
+			return nil
+		}
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM findings WHERE id = ?`, id).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return fmt.Errorf("finding id %d: %w", id, ErrNotFound)
 		}
 		return nil
 	})

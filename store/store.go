@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -74,6 +75,7 @@ type Store struct {
 	readOnly bool
 	now      func() time.Time
 	lock     *fileLock
+	closed   atomic.Bool
 }
 
 // Open opens (creating and migrating when writable) the store at path.
@@ -174,8 +176,13 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) ReadOnly() bool { return s.readOnly }
 
 // Close closes the database and releases the exclusive lock, if held.
+//
+// Close may race with a method still running in another goroutine (the
+// daemon gives up on a job that ignores cancellation and its caller closes
+// the store): s.db is therefore never cleared here, so such a call fails
+// with "sql: database is closed" instead of dereferencing nil.
 func (s *Store) Close() error {
-	if s == nil || s.db == nil {
+	if s == nil || s.db == nil || !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	var err error
@@ -183,7 +190,6 @@ func (s *Store) Close() error {
 		_, _ = s.db.Exec("PRAGMA optimize")
 	}
 	err = s.db.Close()
-	s.db = nil
 	if lerr := s.releaseLock(); err == nil {
 		err = lerr
 	}
