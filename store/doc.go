@@ -78,7 +78,9 @@
 // # Retention
 //
 // Prune(olderThan) drops old runs (keeping the latest successful one),
-// resolved findings whose alerts are done, lineage and VM rows of VMs not
-// seen since, old probes and finished journal pairs; never open findings or
-// unfinished intents.
+// findings resolved before olderThan whose resolution was alerted or whose
+// opening never could be (a webhook down for the whole retention: an alert
+// that old is no longer news, and keeping it would let a dead webhook grow
+// the store forever), lineage and VM rows of VMs not seen since, old probes
+// and finished journal pairs; never open findings or unfinished intents.
 package store
