@@ -120,7 +120,9 @@ type Daemon struct {
 	lineage     map[string]reconcile.Lineage
 	openByNode  map[string]bool // node IDs with an open finding: flips of these don't re-trigger
 	lastAuditOK time.Time
-	addr        string
+	// vmCount is each vCenter's VM count in the last recorded run (see checkVanished).
+	vmCount map[string]int
+	addr    string
 	remedyWarn  sync.Once
 }
 
@@ -394,6 +396,9 @@ func (d *Daemon) audit(ctx context.Context, trigger string, since time.Time) err
 		var snap reconcile.Snapshot
 		snap, err = collect.Snapshot(ctx, vcs, sws, collect.Options{Observe: obs})
 		if err == nil {
+			err = d.checkVanished(ctx, snap)
+		}
+		if err == nil {
 			return d.record(ctx, trigger, started, snap)
 		}
 	}
@@ -402,6 +407,38 @@ func (d *Daemon) audit(ctx context.Context, trigger string, since time.Time) err
 		d.log.Error("cannot record the failed run", "err", ferr)
 	}
 	return err
+}
+
+// checkVanished refuses a collection in which a vCenter that had VMs in the
+// last recorded run suddenly reports none: that is a lost permission or a bad
+// include pattern, not an empty datacenter, and recording it would resolve
+// every open finding (and alert so). After a restart the baseline is the last
+// successful run in the store, when there is a single vCenter.
+func (d *Daemon) checkVanished(ctx context.Context, snap reconcile.Snapshot) error {
+	now := map[string]int{}
+	for _, vc := range snap.VCenters {
+		now[vc] = 0
+	}
+	for _, vm := range snap.VMs {
+		now[vm.VCenter]++
+	}
+	d.mu.Lock()
+	prev := d.vmCount
+	d.mu.Unlock()
+	if prev == nil && len(snap.VCenters) == 1 {
+		if run, ok, err := d.st.LastRun(ctx); err == nil && ok && run.OK {
+			prev = map[string]int{snap.VCenters[0]: run.VMs}
+		}
+	}
+	for vc, n := range now {
+		if n == 0 && prev[vc] > 0 {
+			return fmt.Errorf("vcenter %s returned no VMs, %d in the last recorded run: not recording a run that would resolve every finding (fix: check the vCenter user's permissions and the include/exclude patterns)", vc, prev[vc])
+		}
+	}
+	d.mu.Lock()
+	d.vmCount = now
+	d.mu.Unlock()
+	return nil
 }
 
 func (d *Daemon) record(ctx context.Context, trigger string, started time.Time, snap reconcile.Snapshot) error {

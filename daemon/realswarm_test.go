@@ -67,10 +67,9 @@ func realSwarmDetect(t *testing.T, resolve bool) time.Duration {
 	t.Logf("clone engine up after %s", time.Since(start).Round(time.Millisecond))
 
 	got := hooks.waitAlert(t, 60*time.Second, EventOpened, reconcile.KindSharedNodeID, wk.NodeID)
+	// The latency goal (<= 10 s) is checked by scripts/bench-detect, not
+	// here: a test asserts behaviour, a benchmark measures speed.
 	latency := got.at.Sub(start)
-	if latency > 10*time.Second {
-		t.Errorf("shared-node-id alerted %s after the clone engine started, want <= 10s", latency.Round(time.Millisecond))
-	}
 	if !got.sigOK {
 		t.Errorf("bad or missing %s", SignatureHeader)
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -313,5 +314,45 @@ func TestVCenterReconnectDiffsState(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := len(d.detect); n != 0 {
 		t.Errorf("%d more triggers after the reconnect, want none (the other VMs did not change)", n)
+	}
+}
+
+// TestCheckVanished: a vCenter that had VMs and suddenly reports none (lost
+// permissions, a bad include pattern) must not be recorded as a run: it
+// would resolve every open finding. After a restart the store's last run is
+// the baseline.
+func TestCheckVanished(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "state.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	vms := func(vc string, n int) reconcile.Snapshot {
+		s := reconcile.Snapshot{VCenters: []string{vc}, CollectedAt: time.Now()}
+		for i := range n {
+			s.VMs = append(s.VMs, reconcile.VM{VCenter: vc, Name: fmt.Sprintf("vm%d", i), Ref: fmt.Sprintf("vm-%d", i), Path: fmt.Sprintf("/DC0/vm/vm%d", i)})
+		}
+		return s
+	}
+	d := &Daemon{st: st}
+	if err := d.checkVanished(ctx, vms("vc1", 0)); err != nil {
+		t.Fatalf("first run with no VMs: %v", err)
+	}
+	if err := d.checkVanished(ctx, vms("vc1", 3)); err != nil {
+		t.Fatalf("3 VMs: %v", err)
+	}
+	err = d.checkVanished(ctx, vms("vc1", 0))
+	if err == nil || !strings.Contains(err.Error(), "vcenter vc1 returned no VMs, 3 in the last recorded run") {
+		t.Fatalf("vanished inventory: %v", err)
+	}
+	// A restarted daemon takes the baseline from the store.
+	snap := vms("vc1", 5)
+	if _, err := st.RecordRun(ctx, snap, reconcile.Reconcile(snap, reconcile.History{}), time.Now(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d = &Daemon{st: st}
+	if err := d.checkVanished(ctx, vms("vc1", 0)); err == nil || !strings.Contains(err.Error(), "5 in the last recorded run") {
+		t.Fatalf("after restart: %v", err)
 	}
 }
