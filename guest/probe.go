@@ -82,11 +82,11 @@ fi
 if [ -e /etc/docker/key.json ]; then echo key_json=yes; else echo key_json=no; fi
 if [ -e /etc/kubernetes/kubelet.conf ]; then echo kubelet_conf=yes; else echo kubelet_conf=no; fi
 if [ -n "$(ls -A /var/lib/kubelet/pki 2>/dev/null | head -n 1)" ]; then echo kubelet_pki=yes; else echo kubelet_pki=no; fi
-echo "hostname=$(uname -n 2>/dev/null | head -c 256)"
+echo "hostname=$(uname -n 2>/dev/null | head -n 1 | head -c 256)"
 if [ -n "$(ls /etc/ssh/ssh_host_*_key 2>/dev/null | head -n 1)" ]; then echo ssh_host_keys=yes; else echo ssh_host_keys=no; fi
 ci=
 if [ -r /var/lib/cloud/data/instance-id ]; then ci=$(first /var/lib/cloud/data/instance-id 256); fi
-if [ -z "$ci" ] && [ -L /var/lib/cloud/instance ]; then ci=$(readlink /var/lib/cloud/instance 2>/dev/null | sed 's|.*/||'); fi
+if [ -z "$ci" ] && [ -L /var/lib/cloud/instance ]; then ci=$(readlink /var/lib/cloud/instance 2>/dev/null | head -n 1 | sed 's|.*/||'); fi
 if [ -z "$ci" ] && [ -d /var/lib/cloud/instance ]; then ci=unknown; fi
 echo "cloud_init_instance=$ci"
 if command -v systemctl >/dev/null 2>&1; then
@@ -124,7 +124,7 @@ func Probe(ctx context.Context, c *vim25.Client, vm reconcile.VM, auth types.Bas
 		timeout = DefaultProbeTimeout
 	}
 	fail := func(reason string) reconcile.GuestIdentity {
-		return reconcile.GuestIdentity{VMRef: vm.Ref, ProbedAt: now().UTC(), Error: scrub(reason, auth)}
+		return reconcile.GuestIdentity{VMRef: vm.Ref, VCenter: vm.VCenter, ProbedAt: now().UTC(), Error: scrub(reason, auth)}
 	}
 	if vm.Ref == "" {
 		return fail("VM has no managed object reference")
@@ -173,6 +173,7 @@ func Probe(ctx context.Context, c *vim25.Client, vm reconcile.VM, auth types.Bas
 		return fail(reason)
 	}
 	id.VMRef = vm.Ref
+	id.VCenter = vm.VCenter
 	id.ProbedAt = now().UTC()
 	return id
 }
@@ -230,6 +231,14 @@ func parseReport(report []byte) (reconcile.GuestIdentity, string) {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if ok {
+			// Every key is printed once. A second one means a value read
+			// from a guest file spilled onto a line of its own (a newline
+			// in a symlink target, a host name...): such a line could
+			// rewrite an earlier one (cert=absent after cert.b64=), so the
+			// report cannot be trusted.
+			if _, dup := kv[k]; dup {
+				return id, "probe report malformed: key " + cleanValue(k) + " repeated"
+			}
 			kv[k] = v
 		}
 	}
@@ -243,6 +252,9 @@ func parseReport(report []byte) (reconcile.GuestIdentity, string) {
 		return id, "probe report truncated"
 	}
 
+	if _, b64 := kv["cert.b64"]; kv["cert"] != "" && (b64 || len(pemLines) > 0) {
+		return id, "probe report malformed: two swarm-node.crt statuses"
+	}
 	switch {
 	case kv["cert"] == "unreadable":
 		return id, "swarm-node.crt not readable by the guest user (uid " + cleanValue(kv["uid"]) + "; use root)"

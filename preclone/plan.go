@@ -45,9 +45,15 @@ func GeneralizePlan(target, source reconcile.VM, at time.Time) Plan {
 	p.Steps = []Step{
 		{
 			Title: "Stop and disable Docker, so the copy never starts it with the copied identity",
+			// Without systemctl the is-active check says nothing: refuse to go
+			// on while a dockerd runs (its swarm state would be moved from
+			// under a live engine that still answers as the node).
 			Command: `systemctl disable --now docker.socket docker.service 2>/dev/null || true
 if systemctl is-active --quiet docker.service 2>/dev/null; then
   echo "docker.service still running" >&2; exit 1
+fi
+if ! command -v systemctl >/dev/null 2>&1 && pidof dockerd >/dev/null 2>&1; then
+  echo "dockerd running and no systemctl: stop Docker first" >&2; exit 1
 fi`,
 		},
 		{
@@ -55,9 +61,10 @@ fi`,
 			Command: `b=` + backup + `
 ` + rootLine + `
 for f in swarm engine-id; do
-  [ -e "$root/$f" ] || continue
+  [ -e "$root/$f" ] || [ -L "$root/$f" ] || continue
   [ ! -e "$b/$f" ] || { echo "$b/$f exists" >&2; exit 1; }
-  mkdir -p -m 0700 "$b" && mv "$root/$f" "$b/$f"
+  mkdir -p -m 0700 "$b" || exit 1
+  mv "$root/$f" "$b/$f"
 done`,
 		},
 		{
@@ -116,6 +123,14 @@ func RefuseTarget(in TargetInput) string {
 	}
 	if s.Lineage != nil && s.Lineage.SourceRef == t.Ref {
 		return fmt.Sprintf("%s is the original %s was copied from, not a copy of it (swap the arguments?)", t.Name, s.Name)
+	}
+	// Without a clone event, a copy cannot be older than its source: when the
+	// target was created first, the arguments are most likely swapped, and
+	// the shared node ID below would otherwise let the plan run on the
+	// live original.
+	if (t.Lineage == nil || t.Lineage.SourceRef != s.Ref) && !t.Created.IsZero() && !s.Created.IsZero() && t.Created.Before(s.Created) {
+		return fmt.Sprintf("%s was created (%s) before %s (%s): it cannot be a copy of it (swap the arguments?)",
+			t.Name, t.Created.UTC().Format(time.RFC3339), s.Name, s.Created.UTC().Format(time.RFC3339))
 	}
 	tg := in.TargetGuest
 	if tg == nil || tg.Error != "" || tg.NodeID == "" {

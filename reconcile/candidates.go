@@ -1,39 +1,48 @@
 package reconcile
 
-import "sort"
-
-// ProbeCandidates returns the refs of the VMs worth probing from inside
+// ProbeCandidates returns the VMs worth probing from inside
 // (audit -verify): every VM a finding names, every VM matched to a swarm node,
 // and the copies and sources around those node VMs by lineage (a clone whose
 // engine is stopped right now shows on no manager, but still holds the node's
 // certificate). Only powered-on VMs, never templates: guest operations need a
-// running guest. Sorted, distinct.
-func ProbeCandidates(snap Snapshot, res Result) []string {
+// running guest. In snapshot order, distinct. VMs are told apart by vCenter
+// and ref: morefs repeat across vCenters.
+func ProbeCandidates(snap Snapshot, res Result) []VM {
+	key := func(v VM) string { return v.VCenter + "\x00" + v.Ref }
 	byRef := map[string]VM{}
 	for _, v := range snap.VMs {
-		byRef[v.Ref] = v
+		byRef[key(v)] = v
 	}
 	want := map[string]bool{}
 	for _, f := range res.Findings {
-		for _, r := range f.VMRefs {
-			want[r] = true
+		for i, r := range f.VMRefs {
+			// a finding names VMs by ref, path and name: resolve each to its vCenter
+			for _, v := range snap.VMs {
+				if v.Ref == r && (i >= len(f.VMPaths) || v.Path == f.VMPaths[i]) {
+					want[key(v)] = true
+				}
+			}
 		}
 	}
 	nodeVMs := map[string]bool{}
 	for _, v := range res.VMs {
 		if len(v.NodeIDs) > 0 {
-			nodeVMs[v.Ref] = true
-			want[v.Ref] = true
+			nodeVMs[key(v.VM)] = true
+			want[key(v.VM)] = true
 		}
 	}
-	// ancestors walks a VM's lineage up, guarding against cycles.
+	// ancestors walks a VM's lineage up within its vCenter, guarding against cycles.
 	ancestors := func(v VM) []string {
 		var out []string
-		seen := map[string]bool{v.Ref: true}
-		for v.Lineage != nil && !seen[v.Lineage.SourceRef] {
-			seen[v.Lineage.SourceRef] = true
-			out = append(out, v.Lineage.SourceRef)
-			src, ok := byRef[v.Lineage.SourceRef]
+		seen := map[string]bool{key(v): true}
+		for v.Lineage != nil {
+			k := v.VCenter + "\x00" + v.Lineage.SourceRef
+			if seen[k] {
+				break
+			}
+			seen[k] = true
+			out = append(out, k)
+			src, ok := byRef[k]
 			if !ok {
 				break
 			}
@@ -44,19 +53,19 @@ func ProbeCandidates(snap Snapshot, res Result) []string {
 	for _, v := range snap.VMs {
 		for _, a := range ancestors(v) {
 			if nodeVMs[a] {
-				want[v.Ref] = true // a copy of a node VM
+				want[key(v)] = true // a copy of a node VM
 			}
-			if nodeVMs[v.Ref] {
+			if nodeVMs[key(v)] {
 				want[a] = true // a source of a node VM
 			}
 		}
 	}
-	var refs []string
-	for r := range want {
-		if v, ok := byRef[r]; ok && v.PoweredOn() && !v.Template {
-			refs = append(refs, r)
+	var out []VM
+	for _, v := range snap.VMs {
+		if k := key(v); want[k] && v.PoweredOn() && !v.Template {
+			out = append(out, v)
+			delete(want, k)
 		}
 	}
-	sort.Strings(refs)
-	return refs
+	return out
 }

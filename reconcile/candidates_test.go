@@ -29,9 +29,39 @@ func TestProbeCandidates(t *testing.T) {
 		Swarms: []Swarm{{ClusterID: "c", Nodes: []Node{{ID: "n1", Role: "worker", State: "ready",
 			Descriptions: []Description{{Hostname: "wk", Seen: 1}}, Timeline: []Sighting{{Description: 0}}}}}},
 	}
-	got := ProbeCandidates(snap, Reconcile(snap, History{}))
+	var got []string
+	for _, v := range ProbeCandidates(snap, Reconcile(snap, History{})) {
+		got = append(got, v.Ref)
+	}
 	want := []string{"vm-1", "vm-2", "vm-3", "vm-4"}
 	if !slices.Equal(got, want) {
 		t.Errorf("candidates = %v, want %v", got, want)
+	}
+}
+
+// TestGuestProbeVCenter: morefs repeat across vCenters, so a probe is pinned
+// on the VM of its own vCenter, and a probe without a vCenter only on a ref
+// that a single VM has.
+func TestGuestProbeVCenter(t *testing.T) {
+	a := VM{VCenter: "vc1", Ref: "vm-1", Name: "a", Path: "/DC0/vm/a", PowerState: "poweredOn"}
+	b := VM{VCenter: "vc2", Ref: "vm-1", Name: "b", Path: "/DC0/vm/b", PowerState: "poweredOn"}
+	c := VM{VCenter: "vc2", Ref: "vm-2", Name: "c", Path: "/DC0/vm/c", PowerState: "poweredOn"}
+	probed := func(res Result) map[string]string {
+		out := map[string]string{}
+		for _, v := range res.VMs {
+			if v.Guest != nil {
+				out[v.Name] = v.Guest.NodeID
+			}
+		}
+		return out
+	}
+	res := Reconcile(Snapshot{VMs: []VM{a, b, c}, Guests: []GuestIdentity{
+		{VCenter: "vc2", VMRef: "vm-1", NodeID: "n-b"},
+		{VMRef: "vm-1", NodeID: "n-ambiguous"}, // no vCenter, two VMs with vm-1: pinned on none
+		{VMRef: "vm-2", NodeID: "n-c"},         // no vCenter, one VM with vm-2
+	}}, History{})
+	got := probed(res)
+	if len(got) != 2 || got["b"] != "n-b" || got["c"] != "n-c" {
+		t.Errorf("probes pinned on %v, want b:n-b and c:n-c", got)
 	}
 }

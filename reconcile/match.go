@@ -184,10 +184,15 @@ func newIndex(vms []VM, swarms []Swarm) *index {
 	return ix
 }
 
-// vmByRef finds a VM by moref (guest probes carry no vCenter); the first in
-// sort order when several vCenters use the same ref.
-func (ix *index) vmByRef(ref string) (int, bool) {
-	if l := ix.refs[ref]; len(l) > 0 {
+// vmByRef finds a VM by vCenter and moref; with no vCenter (an old probe),
+// by moref alone, and only when a single VM has that ref: morefs repeat
+// across vCenters, and a probe must never be pinned on another vCenter's VM.
+func (ix *index) vmByRef(vcenter, ref string) (int, bool) {
+	if vcenter != "" {
+		i, ok := ix.byRef[vcenter+"\x00"+ref]
+		return i, ok
+	}
+	if l := ix.refs[ref]; len(l) == 1 {
 		return l[0], true
 	}
 	return -1, false

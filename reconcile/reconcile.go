@@ -122,11 +122,11 @@ func newState(snap Snapshot, hist History) *state {
 	st.guests = map[int]GuestIdentity{}
 	guests := slices.Clone(snap.Guests)
 	slices.SortStableFunc(guests, func(a, b GuestIdentity) int {
-		return cmp.Or(cmp.Compare(a.VMRef, b.VMRef), a.ProbedAt.Compare(b.ProbedAt))
+		return cmp.Or(cmp.Compare(a.VCenter, b.VCenter), cmp.Compare(a.VMRef, b.VMRef), a.ProbedAt.Compare(b.ProbedAt))
 	})
 	st.probes = map[int]GuestIdentity{}
 	for _, g := range guests {
-		i, ok := st.ix.vmByRef(g.VMRef)
+		i, ok := st.ix.vmByRef(g.VCenter, g.VMRef)
 		if !ok {
 			continue
 		}

@@ -113,7 +113,10 @@ type Sighting struct {
 
 // GuestIdentity is what guest operations read inside one VM.
 type GuestIdentity struct {
-	VMRef    string    `json:"vm_ref"`
+	VMRef string `json:"vm_ref"`
+	// VCenter is the probed VM's vCenter (VM.VCenter): morefs repeat across
+	// vCenters, so a ref alone does not name a VM when there are several.
+	VCenter  string    `json:"vcenter,omitempty"`
 	ProbedAt time.Time `json:"probed_at"`
 	// Error says why the probe failed or was not possible (tools not running,
 	// invalid login, VM off); the other fields are then empty.

@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"sort"
@@ -38,8 +39,9 @@ import (
 // Actions.
 const (
 	// ActionDisableDocker stops and disables docker.service and
-	// docker.socket in the guest (and, with ForgetIdentity, leaves the swarm
-	// locally and moves the swarm identity files into a backup directory).
+	// docker.socket in the guest (and, with ForgetIdentity, moves the swarm
+	// identity files into a backup directory; it never runs 'docker swarm
+	// leave', which deletes them, see script.go).
 	ActionDisableDocker = "disable-docker"
 	// ActionPowerOff shuts the guest down, then powers the VM off hard after
 	// a timeout.
@@ -162,6 +164,9 @@ type Fingerprint struct {
 
 // FingerprintVM is one VM of a fingerprint.
 type FingerprintVM struct {
+	// VCenter is part of the VM's identity: morefs ("vm-42") repeat across
+	// vCenters.
+	VCenter    string `json:"vcenter,omitempty"`
 	Ref        string `json:"ref"`
 	Name       string `json:"name"`
 	PowerState string `json:"power_state"`
@@ -193,7 +198,9 @@ func (s *Settings) Normalize() error {
 	if s.MaxActions < 0 {
 		return fmt.Errorf("max-actions %d is negative (fix: a small number such as 1)", s.MaxActions)
 	}
-	if s.MaxPercent < 0 || s.MaxPercent > 100 {
+	// NaN compares false with everything: "pct > NaN" would never block,
+	// so -max-percent NaN would switch the percentage cap off.
+	if math.IsNaN(s.MaxPercent) || s.MaxPercent < 0 || s.MaxPercent > 100 {
 		return fmt.Errorf("max-percent %g is outside 0..100 (fix: e.g. 10)", s.MaxPercent)
 	}
 	for _, p := range slices.Concat(s.Select, s.Exclude) {
@@ -246,9 +253,13 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 			p.InventoryVMs++
 		}
 	}
-	byRef := map[string]reconcile.VM{}
+	// VMs are keyed by vCenter and ref (vmKey): several vCenters hand out
+	// the same morefs, and a finding's refs alone could name a VM of
+	// another vCenter.
+	byKey := map[string]reconcile.VM{}
+	refs := refIndex(snap)
 	for _, v := range snap.VMs {
-		byRef[v.Ref] = v
+		byKey[vmKey(v)] = v
 	}
 	guests := map[string]reconcile.GuestIdentity{}
 	for _, g := range snap.Guests {
@@ -259,17 +270,32 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 	protected := map[string]string{}
 	involved := map[string]bool{}
 	var keys []string
-	for _, f := range res.Findings {
+	for i := range res.Findings {
+		f := &res.Findings[i]
 		if !slices.Contains(swarmKinds, f.Kind) {
 			continue
 		}
 		keys = append(keys, f.Key())
-		if f.Original != "" && len(f.VMRefs) > 0 {
-			ref := f.VMRefs[0]
-			if _, ok := protected[ref]; !ok {
-				protected[ref] = fmt.Sprintf("original of the %s finding for node %s: never touched", f.Kind, f.NodeID)
+		if f.Original == "" || len(f.VMRefs) == 0 {
+			continue
+		}
+		// The original is listed first; also protect whichever VM carries
+		// the original's name, should the order ever differ. When the ref
+		// cannot be narrowed to one VM, every VM with that ref is protected.
+		for j := range f.VMRefs {
+			if j != 0 && (j >= len(f.VMs) || f.VMs[j] != f.Original) {
+				continue
 			}
-			involved[ref] = true
+			vs := resolve(refs, f, j)
+			if len(vs) != 1 {
+				vs = refs[f.VMRefs[j]]
+			}
+			for _, v := range vs {
+				if _, ok := protected[vmKey(v)]; !ok {
+					protected[vmKey(v)] = fmt.Sprintf("original of the %s finding for node %s: never touched", f.Kind, f.NodeID)
+				}
+				involved[vmKey(v)] = true
+			}
 		}
 	}
 
@@ -288,8 +314,8 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 		case v.Template:
 			refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(res, v))
 			continue
-		case protected[v.Ref] != "":
-			refuse(protected[v.Ref], "")
+		case protected[vmKey(v)] != "":
+			refuse(protected[vmKey(v)], "")
 			continue
 		case matchAny(s.Exclude, v):
 			refuse("matches an exclude pattern (policy.exclude)", "")
@@ -314,7 +340,9 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 					"power it on with its network disconnected and rerun, or disable Docker in the guest before it rejoins; it takes over the node again when its Docker starts")
 				continue
 			}
-			if g, ok := guests[v.Ref]; ok && g.Error == "" && g.DockerEnabled == "no" && g.DockerActive == "no" && (!s.ForgetIdentity || g.NodeID == "") {
+			// Guest probes carry only a ref: trust one only when no other
+			// vCenter's VM has the same ref.
+			if g, ok := guests[v.Ref]; ok && len(refs[v.Ref]) == 1 && g.Error == "" && g.DockerEnabled == "no" && g.DockerActive == "no" && (!s.ForgetIdentity || g.NodeID == "") {
 				p.AlreadyDone = append(p.AlreadyDone, withReason(e, "guest probe: Docker already disabled and inactive"))
 				continue
 			}
@@ -337,18 +365,18 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 	// Fingerprint: the VMs involved with their power states, the finding keys
 	// and the actions.
 	for _, e := range p.Entries {
-		involved[e.VM.Ref] = true
+		involved[infoKey(e.VM)] = true
 	}
 	for _, e := range p.AlreadyDone {
-		involved[e.VM.Ref] = true
+		involved[infoKey(e.VM)] = true
 	}
 	for _, r := range p.Refused {
-		involved[r.VM.Ref] = true
+		involved[infoKey(r.VM)] = true
 	}
 	fp := Fingerprint{Findings: sortedUnique(keys), Actions: []string{}}
-	for _, ref := range sortedKeys(involved) {
-		v := byRef[ref]
-		fp.VMs = append(fp.VMs, FingerprintVM{Ref: ref, Name: v.Name, PowerState: v.PowerState})
+	for _, k := range sortedKeys(involved) {
+		v := byKey[k]
+		fp.VMs = append(fp.VMs, FingerprintVM{VCenter: v.VCenter, Ref: v.Ref, Name: v.Name, PowerState: v.PowerState})
 	}
 	for _, e := range p.Entries {
 		fp.Actions = append(fp.Actions, e.VM.Ref+" "+e.JournalAction())
@@ -363,16 +391,17 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 // candidates lists the VMs to consider, in order, and the VMs refused
 // before any per-VM check (findings without an original).
 func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]candidate, []Refusal, error) {
-	byRef := map[string]reconcile.VM{}
+	refs := refIndex(snap)
+	byKey := map[string]reconcile.VM{}
 	for _, v := range snap.VMs {
-		byRef[v.Ref] = v
+		byKey[vmKey(v)] = v
 	}
 	var out []candidate
 	var refused []Refusal
-	seen := map[string]bool{}
+	seen := map[string]bool{} // vmKey
 	add := func(c candidate) {
-		if !seen[c.vm.Ref] {
-			seen[c.vm.Ref] = true
+		if !seen[vmKey(c.vm)] {
+			seen[vmKey(c.vm)] = true
 			out = append(out, c)
 		}
 	}
@@ -381,17 +410,45 @@ func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]ca
 		f      *reconcile.Finding
 		reason string
 	}
-	impostors := map[string]why{}
-	var order []string
+	impostors := map[string]why{} // vmKey → why
+	var order []string            // vmKeys
 	noOriginal := map[string]*reconcile.Finding{}
+	ambiguous := map[string]*reconcile.Finding{} // ref → finding naming a ref several VMs carry
+	// name records the j-th VM of f as an impostor, when the ref resolves to
+	// exactly one VM of the snapshot.
+	name := func(f *reconcile.Finding, j int, reason string) {
+		vs := resolve(refs, f, j)
+		if len(vs) != 1 {
+			if len(vs) > 1 {
+				if _, ok := ambiguous[f.VMRefs[j]]; !ok {
+					ambiguous[f.VMRefs[j]] = f
+				}
+			}
+			return
+		}
+		k := vmKey(vs[0])
+		if _, ok := impostors[k]; !ok {
+			impostors[k] = why{f, reason}
+			order = append(order, k)
+		}
+	}
 	for i := range res.Findings {
 		f := &res.Findings[i]
+		if len(f.VMRefs) == 0 { // nothing to act on (and no index to take)
+			continue
+		}
 		switch f.Kind {
 		case reconcile.KindSharedNodeID:
 			if f.Original == "" {
-				for _, ref := range f.VMRefs {
-					if _, ok := noOriginal[ref]; !ok {
-						noOriginal[ref] = f
+				for j, ref := range f.VMRefs {
+					vs := resolve(refs, f, j)
+					if len(vs) == 0 {
+						vs = refs[ref]
+					}
+					for _, v := range vs {
+						if _, ok := noOriginal[vmKey(v)]; !ok {
+							noOriginal[vmKey(v)] = f
+						}
 					}
 				}
 				continue
@@ -400,30 +457,19 @@ func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]ca
 			if f.Confirmed {
 				conf = ", confirmed in the guest"
 			}
-			for j, ref := range f.VMRefs {
+			for j := range f.VMRefs {
 				if j == 0 {
 					continue
 				}
-				if _, ok := impostors[ref]; !ok {
-					impostors[ref] = why{f, fmt.Sprintf("answers as node %s of %s (the original, left alone)%s", f.NodeID, f.Original, conf)}
-					order = append(order, ref)
-				}
+				name(f, j, fmt.Sprintf("answers as node %s of %s (the original, left alone)%s", f.NodeID, f.Original, conf))
 			}
 		case reconcile.KindCloneOfSwarmNode:
 			if len(f.VMRefs) < 2 {
 				continue
 			}
-			ref := f.VMRefs[len(f.VMRefs)-1]
-			if _, ok := impostors[ref]; !ok {
-				impostors[ref] = why{f, fmt.Sprintf("clone of swarm node %s (%s, left alone) carrying its swarm state", f.NodeID, f.Original)}
-				order = append(order, ref)
-			}
+			name(f, len(f.VMRefs)-1, fmt.Sprintf("clone of swarm node %s (%s, left alone) carrying its swarm state", f.NodeID, f.Original))
 		case reconcile.KindTemplateCarriesSwarm:
-			ref := f.VMRefs[len(f.VMRefs)-1]
-			if _, ok := impostors[ref]; !ok {
-				impostors[ref] = why{f, fmt.Sprintf("template carries the swarm identity of node %s", f.NodeID)}
-				order = append(order, ref)
-			}
+			name(f, len(f.VMRefs)-1, fmt.Sprintf("template carries the swarm identity of node %s", f.NodeID))
 		}
 	}
 
@@ -442,9 +488,9 @@ func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]ca
 			if !hit {
 				continue
 			}
-			if w, ok := impostors[v.Ref]; ok {
+			if w, ok := impostors[vmKey(v)]; ok {
 				add(candidate{vm: v, finding: w.f, reason: w.reason + "; selected with -vm"})
-			} else if f := noOriginal[v.Ref]; f != nil {
+			} else if f := noOriginal[vmKey(v)]; f != nil {
 				add(candidate{vm: v, finding: f, reason: fmt.Sprintf("shares node ID %s (original undetermined); selected with -vm", f.NodeID)})
 			} else {
 				add(candidate{vm: v, reason: "selected with -vm (no finding names it)"})
@@ -462,26 +508,75 @@ func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]ca
 		return out, nil, nil
 	}
 
-	for _, ref := range order {
-		v, ok := byRef[ref]
+	for _, k := range order {
+		v, ok := byKey[k]
 		if !ok {
 			continue
 		}
-		w := impostors[ref]
+		w := impostors[k]
 		add(candidate{vm: v, finding: w.f, reason: w.reason})
 	}
-	for _, ref := range sortedKeys(noOriginalSet(noOriginal)) {
-		f := noOriginal[ref]
-		v, ok := byRef[ref]
-		if !ok || seen[ref] {
+	for _, k := range sortedKeys(noOriginalSet(noOriginal)) {
+		f := noOriginal[k]
+		v, ok := byKey[k]
+		if !ok || seen[k] {
 			continue
 		}
-		seen[ref] = true
+		seen[k] = true
 		refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
 			Why: fmt.Sprintf("shares node ID %s but the evidence cannot tell which VM is the original", f.NodeID),
 			Fix: "decide which VM is the original and name the others with -vm NAME"})
 	}
+	for _, ref := range sortedKeys(noOriginalSet(ambiguous)) {
+		f := ambiguous[ref]
+		for _, v := range refs[ref] {
+			if seen[vmKey(v)] {
+				continue
+			}
+			seen[vmKey(v)] = true
+			refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
+				Why: fmt.Sprintf("the finding names ref %s, which several vCenters' VMs carry with the same path and name: cannot tell which one it means", ref),
+				Fix: "name the impostor with -vm PATH"})
+		}
+	}
 	return out, refused, nil
+}
+
+// vmKey identifies a VM across vCenters (morefs repeat across vCenters).
+func vmKey(v reconcile.VM) string { return v.VCenter + "\x00" + v.Ref }
+
+func infoKey(v VMInfo) string { return v.VCenter + "\x00" + v.Ref }
+
+// refIndex maps each ref to the VMs of the snapshot carrying it (one per
+// vCenter using it).
+func refIndex(snap reconcile.Snapshot) map[string][]reconcile.VM {
+	m := map[string][]reconcile.VM{}
+	for _, v := range snap.VMs {
+		m[v.Ref] = append(m[v.Ref], v)
+	}
+	return m
+}
+
+// resolve returns the VMs the j-th VM of a finding can be. Findings name VMs
+// by ref (plus path and name): when several vCenters have a VM with that
+// ref, the finding's path and name narrow it down. More than one result
+// means the finding is ambiguous and must not be acted on.
+func resolve(refs map[string][]reconcile.VM, f *reconcile.Finding, j int) []reconcile.VM {
+	vs := refs[f.VMRefs[j]]
+	if len(vs) <= 1 {
+		return vs
+	}
+	var out []reconcile.VM
+	for _, v := range vs {
+		if j < len(f.VMPaths) && f.VMPaths[j] != "" && v.Path != f.VMPaths[j] {
+			continue
+		}
+		if j < len(f.VMs) && f.VMs[j] != "" && v.Name != f.VMs[j] {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // SelectError says which -vm patterns matched no VM.
@@ -589,7 +684,7 @@ func quoteAll(s []string) []string {
 func (fp Fingerprint) digest() string {
 	h := sha256.New()
 	for _, v := range fp.VMs {
-		fmt.Fprintf(h, "vm\x00%s\x00%s\x00%s\n", v.Ref, v.Name, v.PowerState)
+		fmt.Fprintf(h, "vm\x00%s\x00%s\x00%s\x00%s\n", v.VCenter, v.Ref, v.Name, v.PowerState)
 	}
 	for _, k := range fp.Findings {
 		fmt.Fprintf(h, "finding\x00%s\n", k)
@@ -606,17 +701,18 @@ func Changed(saved, fresh Fingerprint) string {
 	if saved.Digest == fresh.Digest && saved.Digest != "" {
 		return ""
 	}
+	key := func(v FingerprintVM) string { return v.VCenter + "\x00" + v.Ref }
 	old := map[string]FingerprintVM{}
 	for _, v := range saved.VMs {
-		old[v.Ref] = v
+		old[key(v)] = v
 	}
 	now := map[string]FingerprintVM{}
 	for _, v := range fresh.VMs {
-		now[v.Ref] = v
+		now[key(v)] = v
 	}
 	var diffs []string
 	for _, v := range saved.VMs {
-		n, ok := now[v.Ref]
+		n, ok := now[key(v)]
 		switch {
 		case !ok:
 			// Still in the inventory? The fresh plan no longer involves it.
@@ -628,7 +724,7 @@ func Changed(saved, fresh Fingerprint) string {
 		}
 	}
 	for _, v := range fresh.VMs {
-		if _, ok := old[v.Ref]; !ok {
+		if _, ok := old[key(v)]; !ok {
 			diffs = append(diffs, fmt.Sprintf("VM %s (%s) is newly involved", v.Name, v.Ref))
 		}
 	}
@@ -667,6 +763,21 @@ func Changed(saved, fresh Fingerprint) string {
 // the journal) are expected to have changed — the fresh plan lists them as
 // already done, a powered-off VM is off — and do not make the plan stale.
 func Stale(saved, fresh Plan, done func(Entry) bool) string {
+	// What is executed is saved.Entries, so they must be what the saved
+	// fingerprint says (a plan file is JSON anyone can edit: an entry added
+	// by hand, say for the original, must not ride on an unchanged
+	// fingerprint), and each entry still to do must be one the fresh plan
+	// would do now, on the same VM of the same vCenter.
+	if saved.Fingerprint.digest() != saved.Fingerprint.Digest {
+		return "the plan file's fingerprint does not match its contents (edited or corrupted)"
+	}
+	var savedActions []string
+	for _, e := range saved.Entries {
+		savedActions = append(savedActions, e.VM.Ref+" "+e.JournalAction())
+	}
+	if !slices.Equal(savedActions, saved.Fingerprint.Actions) && !(len(savedActions) == 0 && len(saved.Fingerprint.Actions) == 0) {
+		return "the plan file's entries do not match its fingerprint (edited or corrupted)"
+	}
 	fp := fresh.Fingerprint
 	fp.VMs = slices.Clone(fp.VMs)
 	fp.Actions = slices.Clone(fp.Actions)
@@ -679,7 +790,7 @@ func Stale(saved, fresh Plan, done func(Entry) bool) string {
 			fp.Actions = append(fp.Actions, a)
 		}
 		for i := range fp.VMs {
-			if fp.VMs[i].Ref == e.VM.Ref {
+			if fp.VMs[i].Ref == e.VM.Ref && fp.VMs[i].VCenter == e.VM.VCenter {
 				fp.VMs[i].PowerState = e.VM.PowerState
 			}
 		}
@@ -695,5 +806,23 @@ func Stale(saved, fresh Plan, done func(Entry) bool) string {
 		return iok && jok && oi < oj
 	})
 	fp.Digest = fp.digest()
-	return Changed(saved.Fingerprint, fp)
+	if what := Changed(saved.Fingerprint, fp); what != "" {
+		return what
+	}
+	for _, e := range saved.Entries {
+		if done != nil && done(e) {
+			continue
+		}
+		ok := false
+		for _, f := range fresh.Entries {
+			if f.VM.Ref == e.VM.Ref && f.VM.VCenter == e.VM.VCenter && f.Action == e.Action && f.ForgetIdentity == e.ForgetIdentity {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Sprintf("action %q on %s (%s, vCenter %s) would not be planned now", e.JournalAction(), e.VM.Name, e.VM.Ref, orUnknown(e.VM.VCenter))
+		}
+	}
+	return ""
 }

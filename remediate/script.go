@@ -15,8 +15,9 @@ import (
 //	remediate=vmreconcile/1     first line
 //	uid=0
 //	docker_root=/var/lib/docker
-//	swarm_leave=done|failed MSG|skipped-inactive|skipped-no-cli|skipped-not-in-swarm   (forget only)
 //	before.UNIT=ENABLED/ACTIVE  for docker.service and docker.socket
+//	swarm_leave=done|failed|skipped-inactive|skipped-no-cli|skipped-not-in-swarm  (forget only)
+//	copied=SRC DST              (forget only: the identity copied before swarm leave)
 //	disable=done UNIT...|already
 //	moved=SRC DST               (forget only; one per file moved)
 //	identity=moved|already|absent  (forget only)
@@ -24,7 +25,16 @@ import (
 //	error=MSG                   on failure (exit code not 0)
 //	end=ok                      last line
 //
-// It needs a POSIX sh, id, head, tr, sed, mv, mkdir, ls and systemctl.
+// It needs a POSIX sh, id, head, tr, sed, cp, mv, mkdir, ls and systemctl.
+//
+// With forget-identity, while the engine still runs and is in a swarm, it
+// copies <data-root>/swarm into the backup and then runs
+// 'docker swarm leave --force' (local only: the manager is not asked, the
+// original keeps its node ID). Leave must come after the copy: dockerd's Leave
+// deletes the contents of <data-root>/swarm (daemon/cluster
+// clearPersistentState) and force-removes the swarm's task containers. What is
+// left afterwards is moved into the backup as swarm.after-leave; nothing is
+// ever deleted.
 const disableScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
@@ -42,18 +52,27 @@ fi
 echo "docker_root=$root"
 if ! command -v systemctl >/dev/null 2>&1; then echo "error=systemctl not found: only systemd guests are supported"; exit 11; fi
 st() { systemctl "$1" "$2" 2>/dev/null | head -n 1; }
+b="$root/vmreconcile-backup-$stamp"
+mkbackup() {
+	if [ -d "$b" ]; then return 0; fi
+	if ! mkdir -p "$b" || ! chmod 700 "$b"; then echo "error=cannot create $b"; exit 14; fi
+}
 if [ "$forget" = 1 ]; then
-	if [ "$(st is-active docker.service)" != active ]; then
-		echo "swarm_leave=skipped-inactive"
-	elif ! command -v docker >/dev/null 2>&1; then
+	if ! command -v docker >/dev/null 2>&1; then
 		echo "swarm_leave=skipped-no-cli"
+	elif [ "$(st is-active docker.service)" != active ]; then
+		echo "swarm_leave=skipped-inactive"
 	else
-		s=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)
-		case "$s" in
-		""|inactive) echo "swarm_leave=skipped-not-in-swarm" ;;
-		*)
-			if out=$(docker swarm leave --force 2>&1); then echo "swarm_leave=done"
-			else echo "swarm_leave=failed $(printf '%%s' "$out" | head -n 1)"; fi ;;
+		case "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" in
+		active|pending|error|locked)
+			if [ -e "$root/swarm" ] && [ ! -e "$b/swarm" ]; then
+				mkbackup
+				if ! cp -a "$root/swarm" "$b/swarm"; then echo "error=cannot copy $root/swarm to $b/swarm"; exit 14; fi
+				echo "copied=$root/swarm $b/swarm"
+			fi
+			if docker swarm leave --force >/dev/null 2>&1; then echo "swarm_leave=done"; else echo "swarm_leave=failed"; fi
+			;;
+		*) echo "swarm_leave=skipped-not-in-swarm" ;;
 		esac
 	fi
 fi
@@ -89,12 +108,14 @@ if [ "$forget" = 1 ]; then
 	if [ -z "$items" ]; then
 		if [ -n "$prev" ]; then echo "identity=already"; echo "backup=$prev"; else echo "identity=absent"; fi
 	else
-		b="$root/vmreconcile-backup-$stamp"
-		if ! mkdir -p "$b" || ! chmod 700 "$b"; then echo "error=cannot create $b"; exit 14; fi
+		mkbackup
 		for i in $items; do
-			if [ -e "$b/$i" ]; then echo "error=$b/$i already exists: not overwriting a backup"; exit 14; fi
-			if ! mv "$root/$i" "$b/$i"; then echo "error=cannot move $root/$i to $b/$i"; exit 14; fi
-			echo "moved=$root/$i $b/$i"
+			d="$b/$i"
+			# the identity was copied here before swarm leave: keep the rest beside it
+			if [ "$i" = swarm ] && [ -e "$d" ]; then d="$b/swarm.after-leave"; fi
+			if [ -e "$d" ]; then echo "error=$d already exists: not overwriting a backup"; exit 14; fi
+			if ! mv "$root/$i" "$d"; then echo "error=cannot move $root/$i to $d"; exit 14; fi
+			echo "moved=$root/$i $d"
 		done
 		echo "identity=moved"
 		echo "backup=$b"
@@ -119,6 +140,7 @@ type GuestReport struct {
 	Disabled   []string // units the script disabled; empty when already disabled
 	Already    bool     // disable=already
 	SwarmLeave string   // forget only
+	Copied     []string // "SRC DST": copied into the backup before swarm leave
 	Moved      []string // "SRC DST"
 	Identity   string   // moved, already, absent (forget only)
 	Backup     string
@@ -128,7 +150,7 @@ type GuestReport struct {
 
 // Changed reports whether the script changed anything in the guest.
 func (r GuestReport) Changed() bool {
-	return len(r.Disabled) > 0 || len(r.Moved) > 0 || r.SwarmLeave == "done"
+	return len(r.Disabled) > 0 || len(r.Moved) > 0 || len(r.Copied) > 0 || r.SwarmLeave == "done"
 }
 
 // ParseGuestReport parses the disable-docker script's stdout.
@@ -163,6 +185,8 @@ func ParseGuestReport(out []byte) (GuestReport, error) {
 			r.SwarmLeave = v
 		case k == "moved":
 			r.Moved = append(r.Moved, v)
+		case k == "copied":
+			r.Copied = append(r.Copied, v)
 		case k == "identity":
 			r.Identity = v
 		case k == "backup":
@@ -191,7 +215,11 @@ func (r GuestReport) Summary() string {
 	switch r.SwarmLeave {
 	case "":
 	case "done":
-		parts = append(parts, "docker swarm leave --force (local)")
+		if len(r.Copied) > 0 {
+			parts = append(parts, "swarm state copied into the backup, then docker swarm leave --force (local)")
+		} else {
+			parts = append(parts, "docker swarm leave --force (local)")
+		}
 	case "skipped-inactive":
 		parts = append(parts, "swarm leave skipped (engine not running)")
 	case "skipped-no-cli":
@@ -205,8 +233,9 @@ func (r GuestReport) Summary() string {
 	case "moved":
 		var names []string
 		for _, m := range r.Moved {
-			src, _, _ := strings.Cut(m, " ")
-			names = append(names, src[strings.LastIndex(src, "/")+1:])
+			// "SRC DST": the data-root may hold spaces, the file name
+			// (swarm, engine-id) does not: take it from the end.
+			names = append(names, m[strings.LastIndex(m, "/")+1:])
 		}
 		parts = append(parts, "moved "+strings.Join(names, ", ")+" to "+r.Backup)
 	case "already":

@@ -150,15 +150,5 @@ type verifier struct {
 
 // probe probes the candidates of a first reconcile and returns their identities.
 func (v *verifier) probe(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result) []reconcile.GuestIdentity {
-	refs := map[string]bool{}
-	for _, r := range reconcile.ProbeCandidates(snap, res) {
-		refs[r] = true
-	}
-	var vms []reconcile.VM
-	for _, vm := range snap.VMs {
-		if refs[vm.Ref] {
-			vms = append(vms, vm)
-		}
-	}
-	return v.guest.probe(ctx, v.clients, vms)
+	return v.guest.probe(ctx, v.clients, reconcile.ProbeCandidates(snap, res))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -506,6 +507,13 @@ func (cmd *precloneCmd) generalize(ctx context.Context, c *vim25.Client, st *sto
 	skip, err := remediate.SkipMarkers(ctx, c, []string{target.vm.Ref})
 	if err != nil {
 		return fmt.Errorf("%s", oneLine(err.Error()))
+	}
+	restFor := func(context.Context) (*rest.Client, func(), error) {
+		rc, err := cmd.ClientFlag.RestClient()
+		return rc, func() {}, err // logged out with the SOAP session
+	}
+	if w := skipTags(ctx, target.vm.VCenter, restFor, reconcile.Snapshot{VMs: []reconcile.VM{target.vm}}, []string{target.vm.Ref}, skip, false); w != "" {
+		fmt.Fprintln(out.stderr, "vmreconcile preclone: warning: "+w)
 	}
 	if why, ok := skip[target.vm.Ref]; ok {
 		return usagef("refusing -apply on %s: it carries the skip marker (%s)", target.vm.Name, why)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -44,6 +45,7 @@ type remediateCmd struct {
 	maxPercent      float64
 	shutdownTimeout time.Duration
 	storePath       string
+	noTags          bool
 	verify          bool
 
 	fs       *flag.FlagSet
@@ -66,10 +68,11 @@ func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	f.StringVar(&cmd.out, "out", "", "Save the plan to FILE (JSON, with a fingerprint of what it was computed from)")
 	f.Var(&cmd.vms, "vm", "Act on this VM (name, inventory path or glob; repeatable) instead of the impostors the findings name")
 	f.StringVar(&cmd.action, "action", "", "disable-docker (default; policy.action) or power-off")
-	f.BoolVar(&cmd.forget, "forget-identity", false, "disable-docker also runs 'docker swarm leave --force' (local only) and moves /var/lib/docker/swarm and engine-id into a backup directory")
+	f.BoolVar(&cmd.forget, "forget-identity", false, "disable-docker also copies /var/lib/docker/swarm into a backup directory, runs 'docker swarm leave --force' (local only) while the engine runs, then moves what is left and engine-id into that backup (nothing is deleted)")
 	f.IntVar(&cmd.maxActions, "max-actions", 0, "Do nothing when more VMs than this qualify (default 1; policy.max_actions)")
 	f.Float64Var(&cmd.maxPercent, "max-percent", 0, "Do nothing when more than this percentage of the inventory's VMs qualify (default 10; policy.max_percent)")
 	f.DurationVar(&cmd.shutdownTimeout, "shutdown-timeout", 2*time.Minute, "power-off: wait this long for the guest to shut down before powering off hard")
+	f.BoolVar(&cmd.noTags, "no-tags", false, "Do not read vSphere tags: only the "+remediate.SkipMarker+" custom attribute marks a VM to skip (by default a VM whose tags cannot be read is left alone)")
 	f.StringVar(&cmd.storePath, "store", "", "Journal store file (default: store.path when a config is given, else $XDG_STATE_HOME/vmreconcile/state.db or ~/.local/state/vmreconcile/state.db)")
 	f.BoolVar(&cmd.verify, "verify", true, "Probe the guests of the VMs around swarm nodes (guest operations, read only, as audit -verify) to confirm shared node IDs, when a guest login is available")
 	cmd.fs = f
@@ -135,9 +138,10 @@ removed node ID is blacklisted, which would lock the original out too.
 
 Actions:
   disable-docker  in the guest: systemctl disable --now docker.service
-                  docker.socket; with -forget-identity also docker swarm
-                  leave --force (local only) and move /var/lib/docker/swarm
-                  and engine-id to /var/lib/docker/vmreconcile-backup-TIME/
+                  docker.socket; with -forget-identity it first copies
+                  /var/lib/docker/swarm into /var/lib/docker/vmreconcile-
+                  backup-TIME/ and runs docker swarm leave --force (local
+                  only), then moves what is left and engine-id there
   power-off       guest shutdown, then hard power-off after -shutdown-timeout
 
 Without -apply the plan is printed and nothing changes. -out FILE saves it;
@@ -224,7 +228,12 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cmd.skipTags(ctx, vcs, snap, cands, skip)
+	for _, vc := range vcs {
+		restFor := func(ctx context.Context) (*rest.Client, func(), error) { return cmd.restClient(ctx, vc) }
+		if w := skipTags(ctx, vc.Name, restFor, snap, cands, skip, cmd.noTags); w != "" {
+			fmt.Fprintln(out.stderr, "vmreconcile remediate: warning: "+w)
+		}
+	}
 	plan, err := remediate.Compute(snap, res, remediate.Options{Settings: cmd.settings, Skip: skip})
 	if err != nil {
 		return planError(err)
@@ -389,46 +398,45 @@ func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, snap rec
 	return skip, nil
 }
 
-// skipTags adds the candidates tagged vmreconcile.skip to skip. Tags need a
-// vAPI REST session; when it cannot be had (an ESX host, no vAPI endpoint)
-// a warning says so and only the custom attribute counts.
-func (cmd *remediateCmd) skipTags(ctx context.Context, vcs []collect.VCenter, snap reconcile.Snapshot, refs []string, skip map[string]string) {
-	if len(refs) == 0 {
-		return
-	}
-	vcOf := map[string]string{}
+// skipTags adds the VMs of one vCenter tagged vmreconcile.skip to skip. It
+// fails closed: when the tags cannot be read, every candidate VM of that
+// vCenter is skipped (a tagged VM must never be acted on because a tag read
+// failed), unless noTags says to rely on the custom attribute alone (ESXi
+// hosts without the vAPI endpoint). It returns a warning to print, or "".
+func skipTags(ctx context.Context, vcName string, restFor func(context.Context) (*rest.Client, func(), error),
+	snap reconcile.Snapshot, refs []string, skip map[string]string, noTags bool) string {
+	var mine []string
 	for _, v := range snap.VMs {
-		vcOf[v.Ref] = v.VCenter
+		if v.VCenter == vcName && slices.Contains(refs, v.Ref) {
+			mine = append(mine, v.Ref)
+		}
 	}
-	for _, vc := range vcs {
-		var mine []string
-		for _, r := range refs {
-			if vcOf[r] == vc.Name {
-				mine = append(mine, r)
-			}
-		}
-		if len(mine) == 0 {
-			continue
-		}
-		m, err := func() (map[string]string, error) {
-			rc, logout, err := cmd.restClient(ctx, vc)
-			if err != nil {
-				return nil, err
-			}
-			defer logout()
-			return remediate.SkipTags(ctx, rc, mine)
-		}()
+	if len(mine) == 0 || noTags {
+		return ""
+	}
+	m, err := func() (map[string]string, error) {
+		rc, logout, err := restFor(ctx)
 		if err != nil {
-			fmt.Fprintf(out.stderr, "vmreconcile remediate: warning: vcenter %s: vSphere tags not checked for the %s marker (%s); the custom attribute still counts\n",
-				vc.Name, remediate.SkipMarker, redact(oneLine(err.Error())))
-			continue
+			return nil, err
 		}
-		for k, v := range m {
-			if _, ok := skip[k]; !ok {
-				skip[k] = v
+		defer logout()
+		return remediate.SkipTags(ctx, rc, mine)
+	}()
+	if err != nil {
+		for _, r := range mine {
+			if _, ok := skip[r]; !ok {
+				skip[r] = "vSphere tags could not be read, so the " + remediate.SkipMarker + " tag cannot be ruled out"
 			}
 		}
+		return fmt.Sprintf("vcenter %s: vSphere tags not readable (%s): its %d candidate VM(s) are left alone (fix: grant tag read access, or -no-tags to rely on the %s custom attribute alone)",
+			vcName, redact(oneLine(err.Error())), len(mine), remediate.SkipMarker)
 	}
+	for k, v := range m {
+		if _, ok := skip[k]; !ok {
+			skip[k] = v
+		}
+	}
+	return ""
 }
 
 // restClient logs in to the vAPI endpoint of a connected vCenter with the
@@ -629,6 +637,30 @@ func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapsh
 	if err != nil {
 		return "", err
 	}
+	var warnings []string
+	withWarnings := func(msg string) string {
+		if len(warnings) == 0 {
+			return msg
+		}
+		return strings.TrimSpace(msg + " (warning: " + strings.Join(warnings, "; ") + ")")
+	}
+	for _, vc := range d.cfg.VCenters {
+		host := vsphere.HostOf(vc.URL)
+		c := clients[host]
+		if c == nil {
+			continue
+		}
+		restFor := func(ctx context.Context) (*rest.Client, func(), error) {
+			rc := rest.NewClient(c)
+			if err := rc.Login(ctx, url.UserPassword(vc.Username, vc.Password.Reveal())); err != nil {
+				return nil, nil, err
+			}
+			return rc, func() { _ = rc.Logout(context.WithoutCancel(ctx)) }, nil
+		}
+		if w := skipTags(ctx, host, restFor, snap, cands, skip, false); w != "" {
+			warnings = append(warnings, w)
+		}
+	}
 	plan, err := remediate.Compute(snap, res, remediate.Options{Settings: d.settings, Skip: skip})
 	if err != nil {
 		return "", err
@@ -641,14 +673,14 @@ func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapsh
 		return "", fmt.Errorf("%w: nothing done: %s (qualifying VMs: %s)", daemon.ErrRefused, plan.Blocked, strings.Join(names, ", "))
 	}
 	if len(plan.Entries) == 0 {
-		return "", nil
+		return withWarnings(""), nil
 	}
 	var parts []string
 	for _, e := range plan.Entries {
 		parts = append(parts, fmt.Sprintf("%s on %s (%s): %s", e.JournalAction(), e.VM.Name, e.VM.Ref, e.Reason))
 	}
 	if dryRun {
-		return "plan " + plan.ID + ": " + strings.Join(parts, "; "), nil
+		return withWarnings("plan " + plan.ID + ": " + strings.Join(parts, "; ")), nil
 	}
 	st, err := store.Open(d.cfg.Store.Path, store.Options{})
 	if err != nil {
@@ -675,5 +707,5 @@ func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapsh
 	if err != nil {
 		return "", fmt.Errorf("plan %s: %s", plan.ID, redact(oneLine(strings.Join(parts, "; "))))
 	}
-	return "plan " + plan.ID + ": " + redact(strings.Join(parts, "; ")), nil
+	return withWarnings("plan " + plan.ID + ": " + redact(strings.Join(parts, "; "))), nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	_ "github.com/vmware/govmomi/vapi/simulator" // vcsim's vAPI endpoints (tags)
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 )
@@ -79,6 +80,7 @@ func Simulator(t testing.TB) (context.Context, *vim25.Client, *simulator.Model) 
 	if err := model.Create(); err != nil {
 		t.Fatalf("vcsim: %v", err)
 	}
+	model.Service.RegisterEndpoints = true // vAPI (tags), as a vCenter has
 	server := model.Service.NewServer()
 	ctx, cancel := context.WithCancel(context.Background())
 	c, err := govmomi.NewClient(ctx, server.URL, true)
