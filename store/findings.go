@@ -145,50 +145,28 @@ func (s *Store) PendingAlerts(ctx context.Context) (open, resolved []StoredFindi
 // finding resolved and came back) must use MarkAlertedID, or the later
 // episode's alert is recorded as sent when only the earlier one was.
 func (s *Store) MarkAlerted(ctx context.Context, key string, resolved bool) error {
-	now := s.now().UnixNano()
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		var r sql.Result
-		var err error
-		if resolved {
-			r, err = tx.ExecContext(ctx, `UPDATE findings SET alerted_resolved = ?
-				WHERE key = ? AND resolved_at IS NOT NULL AND alerted_resolved IS NULL`, now, key)
-		} else {
-			r, err = tx.ExecContext(ctx, `UPDATE findings SET alerted_open = ? WHERE key = ? AND alerted_open IS NULL`, now, key)
-		}
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n > 0 {
-			return nil
-		}
-		var exists int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM findings WHERE key = ?`, key).Scan(&exists); err != nil {
-			return err
-		}
-		if exists == 0 {
-			return fmt.Errorf("finding %q: %w", key, ErrNotFound)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("store: mark alerted: %w", err)
-	}
-	return nil
+	return s.markAlerted(ctx, "key", key, fmt.Sprintf("finding %q", key), resolved)
 }
 
 // MarkAlertedID is MarkAlerted for one episode (StoredFinding.ID): its
 // opening when resolved is false, its resolution when true. Idempotent; an
 // unknown id is ErrNotFound.
 func (s *Store) MarkAlertedID(ctx context.Context, id int64, resolved bool) error {
+	return s.markAlerted(ctx, "id", id, fmt.Sprintf("finding id %d", id), resolved)
+}
+
+// markAlerted marks the pending alert of the findings whose column (key or
+// id, never user input) equals value.
+func (s *Store) markAlerted(ctx context.Context, column string, value any, what string, resolved bool) error {
 	now := s.now().UnixNano()
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		var r sql.Result
 		var err error
 		if resolved {
 			r, err = tx.ExecContext(ctx, `UPDATE findings SET alerted_resolved = ?
-				WHERE id = ? AND resolved_at IS NOT NULL AND alerted_resolved IS NULL`, now, id)
+				WHERE `+column+` = ? AND resolved_at IS NOT NULL AND alerted_resolved IS NULL`, now, value)
 		} else {
-			r, err = tx.ExecContext(ctx, `UPDATE findings SET alerted_open = ? WHERE id = ? AND alerted_open IS NULL`, now, id)
+			r, err = tx.ExecContext(ctx, `UPDATE findings SET alerted_open = ? WHERE `+column+` = ? AND alerted_open IS NULL`, now, value)
 		}
 		if err != nil {
 			return err
@@ -197,11 +175,11 @@ func (s *Store) MarkAlertedID(ctx context.Context, id int64, resolved bool) erro
 			return nil
 		}
 		var exists int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM findings WHERE id = ?`, id).Scan(&exists); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM findings WHERE `+column+` = ?`, value).Scan(&exists); err != nil {
 			return err
 		}
 		if exists == 0 {
-			return fmt.Errorf("finding id %d: %w", id, ErrNotFound)
+			return fmt.Errorf("%s: %w", what, ErrNotFound)
 		}
 		return nil
 	})
