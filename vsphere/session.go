@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -95,7 +96,12 @@ func (c *Conn) Datacenters(ctx context.Context, names []string) ([]types.Managed
 			sort.Strings(have)
 			return nil, fmt.Errorf("datacenter %q not found (fix: one of %s)", n, strings.Join(have, ", "))
 		}
-		refs = append(refs, dc.Reference())
+		// Each datacenter once: "DC0" listed twice (or as "DC0" and "/DC0")
+		// would inventory its VMs twice, and every VM would then be reported
+		// as its own duplicate-bios-uuid and duplicate-mac.
+		if !slices.Contains(refs, dc.Reference()) {
+			refs = append(refs, dc.Reference())
+		}
 	}
 	return refs, nil
 }

@@ -140,7 +140,7 @@ func (cmd *audit) connectVCenters(ctx context.Context) ([]collect.VCenter, func(
 			l()
 		}
 	}
-	for _, vc := range cmd.cfg.VCenters {
+	for i, vc := range cmd.cfg.VCenters {
 		addSecret(vc.Password.Reveal())
 		conn, err := vsphere.Connect(ctx, vsphere.ConnectOptions{
 			URL: vc.URL, Username: vc.Username, Password: vc.Password.Reveal(),
@@ -148,7 +148,7 @@ func (cmd *audit) connectVCenters(ctx context.Context) ([]collect.VCenter, func(
 		})
 		if err != nil {
 			logoutAll()
-			return nil, nil, vcenterError(vsphere.HostOf(vc.URL), err)
+			return nil, nil, configFix(i, vcenterError(vsphere.HostOf(vc.URL), err))
 		}
 		logouts = append(logouts, conn.Logout)
 		roots, err := conn.Datacenters(ctx, vc.Datacenters)

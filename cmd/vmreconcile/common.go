@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,6 +42,16 @@ func (c *commonFlag) process(ctx context.Context, output *flags.OutputFlag) erro
 	if err := c.swarmFlag.Process(ctx); err != nil {
 		return err
 	}
+	// govc ignores a GOVC_URL that does not parse, which then read as "no
+	// vCenter given" (or silently fell back to the config's vCenters).
+	if v := os.Getenv("GOVC_URL"); v != "" && !c.swarmFlag.set["u"] {
+		if _, err := soap.ParseURL(v); err != nil {
+			return usagef("GOVC_URL: %s", urlParseFix)
+		}
+	}
+	if err := checkTLSFiles(c.swarmFlag.fs); err != nil {
+		return err
+	}
 	cfg, err := config.Load(c.configFile)
 	if err != nil {
 		return err
@@ -47,10 +60,56 @@ func (c *commonFlag) process(ctx context.Context, output *flags.OutputFlag) erro
 	if err := c.guestFlag.Process(cfg); err != nil {
 		return err
 	}
+	// govc's -trace -verbose dumps every request after login as Go values to
+	// stderr, unmasked: the guest operations' NamePasswordAuthentication
+	// would print the guest password (-trace and -debug alone mask it).
+	if c.guestFlag.hasLogin() && flagTrue(c.swarmFlag.fs, "trace") && flagTrue(c.swarmFlag.fs, "verbose") {
+		return usagef("-trace with -verbose prints guest operation requests unmasked, guest password included (fix: -trace or -debug alone, which mask passwords)")
+	}
 	if output != nil && (output.XML || output.Dump) {
 		return usagef("-xml and -dump are not supported (fix: -json for machine-readable output)")
 	}
 	return nil
+}
+
+// checkTLSFiles checks govc's TLS file flags before any connection. govc
+// reports a missing -tls-ca-certs or -cert as a bare "open FILE: no such
+// file" at login (exit 1, no fix), a CA file without certificates as an
+// untrusted server certificate, and ignores a missing -tls-known-hosts,
+// which then also reads as an untrusted server certificate.
+func checkTLSFiles(fset *flag.FlagSet) error {
+	for _, f := range []struct{ flag, env string }{
+		{"tls-ca-certs", "GOVC_TLS_CA_CERTS"}, {"tls-known-hosts", "GOVC_TLS_KNOWN_HOSTS"},
+		{"cert", "GOVC_CERTIFICATE"}, {"key", "GOVC_PRIVATE_KEY"},
+	} {
+		fl := fset.Lookup(f.flag)
+		if fl == nil || fl.Value.String() == "" {
+			continue
+		}
+		for _, name := range filepath.SplitList(fl.Value.String()) {
+			b, err := os.ReadFile(filepath.Clean(name))
+			if err != nil {
+				reason := "cannot read"
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					reason = "no such file"
+				case errors.Is(err, fs.ErrPermission):
+					reason = "permission denied"
+				}
+				return usagef("-%s (%s) %q: %s (fix: name a readable file)", f.flag, f.env, name, reason)
+			}
+			if f.flag == "tls-ca-certs" && !x509.NewCertPool().AppendCertsFromPEM(b) {
+				return usagef("-%s (%s) %q: no PEM certificate in it (fix: the vCenter's CA certificate(s) in PEM form)", f.flag, f.env, name)
+			}
+		}
+	}
+	return nil
+}
+
+// flagTrue reports whether fs has a boolean flag name that is set to true.
+func flagTrue(fs *flag.FlagSet, name string) bool {
+	f := fs.Lookup(name)
+	return f != nil && f.Value.String() == "true"
 }
 
 // govcFlagsFromConfig points govc's flags (-u, -k, -tls-ca-certs,

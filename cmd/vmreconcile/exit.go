@@ -107,3 +107,22 @@ func vcenterError(host string, err error) error {
 	}
 	return fmt.Errorf("vcenter %s: %s", host, oneLine(err.Error()))
 }
+
+// configFix rewrites the fix of a vcenterError for vCenter i of the config
+// file: its fixes name the command line (-u, GOVC_PASSWORD, -k), which is
+// not where the failing value came from.
+func configFix(i int, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	key := fmt.Sprintf("vcenters[%d]", i)
+	msg := strings.NewReplacer(
+		"check -u, GOVC_USERNAME and GOVC_PASSWORD", "check "+key+".username and "+key+".password or password_file",
+		"-tls-ca-certs FILE, -tls-known-hosts FILE, or -k to skip verification", key+".tls_ca_certs, "+key+".tls_known_hosts, or "+key+".insecure: true",
+		"check -u / GOVC_URL", "check "+key+".url",
+	).Replace(err.Error())
+	if exitCode(err) == ExitUsage {
+		return usagef("%s", msg)
+	}
+	return errors.New(msg)
+}

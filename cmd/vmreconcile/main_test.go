@@ -20,6 +20,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
 
+	"github.com/vmreconcile/vmreconcile/dockersim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
@@ -179,6 +180,29 @@ func TestBadInput(t *testing.T) {
 	good := u.String()
 	badPass := *u
 	badPass.User = url.UserPassword("administrator@vsphere.local", "WrongPassw0rd!")
+	// A swarm manager and a worker (dockersim), for the swarm-side cases.
+	mgr := dockersim.New(dockersim.Options{})
+	wrk := dockersim.New(dockersim.Options{Mode: dockersim.ModeWorker})
+	for _, e := range []*dockersim.Engine{mgr, wrk} {
+		if err := e.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(e.Close)
+	}
+	// Config files whose vCenter login or TLS trust fails.
+	cfgDir := t.TempDir()
+	writeCfg := func(name, body string) string {
+		p := filepath.Join(cfgDir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	hostOnly := *u
+	hostOnly.User = nil
+	cfgBadPass := writeCfg("badpass.yaml", fmt.Sprintf("vcenters:\n  - url: %s\n    username: administrator@vsphere.local\n    password: WrongPassw0rd!\n    insecure: true\n", hostOnly.String()))
+	cfgNoTrust := writeCfg("notrust.yaml", fmt.Sprintf("vcenters:\n  - url: %s\n    username: administrator@vsphere.local\n    password: Sim-Pass-1\n", hostOnly.String()))
+	noPEM := writeCfg("garbage.pem", "S3cretPass is not a certificate\n")
 	cases := []struct {
 		name string
 		env  []string
@@ -201,6 +225,35 @@ func TestBadInput(t *testing.T) {
 		{"unknown datacenter", nil, []string{"audit", "-u", good, "-k", "-dc", "DC9", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{`"DC9"`, "-dc"}},
 		{"unreachable manager", nil, []string{"audit", "-u", good, "-k", "-H", "unix:///nonexistent.sock"}, ExitRuntime, []string{"unix:///nonexistent.sock"}},
 		{"extra argument", nil, []string{"audit", "-u", good, "-k", "extra"}, ExitUsage, []string{`"extra"`}},
+		// Review fixes: an unencoded password in -u or GOVC_URL is never echoed
+		// (the flag package and url.Parse both quote the value).
+		{"-u password with /", nil, []string{"audit", "-u", "https://user:S3cretPass/x@127.0.0.1:1/sdk"}, ExitUsage, []string{"-u:", "percent-encoded"}},
+		{"-u password with %", nil, []string{"audit", "-u", "https://user:S3cretPass%zz@127.0.0.1:1/sdk"}, ExitUsage, []string{"-u:", "percent-encoded"}},
+		{"-u password with #", nil, []string{"remediate", "-u", "https://user:S3cr#S3cretPass@127.0.0.1:1/sdk"}, ExitUsage, []string{"-u:", "GOVC_PASSWORD"}},
+		{"-u after preclone's VM argument", nil, []string{"preclone", "wk-01", "-u", "https://user:S3cretPass/x@127.0.0.1:1/sdk"}, ExitUsage, []string{"-u:", "percent-encoded"}},
+		{"GOVC_URL password with #", []string{"GOVC_URL=https://user:S3cretPass#x@127.0.0.1:1/sdk"}, []string{"audit", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"GOVC_URL:", "percent-encoded"}},
+		{"GOVC_URL password with / under preclone", []string{"GOVC_URL=https://user:S3cretPass/x@127.0.0.1:1/sdk"}, []string{"preclone", "wk-01"}, ExitUsage, []string{"GOVC_URL:"}},
+		// govc reports these late, as exit 1 or as an untrusted server.
+		{"missing CA file", nil, []string{"audit", "-u", good, "-tls-ca-certs", "/nonexistent/ca.pem", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-tls-ca-certs", `"/nonexistent/ca.pem"`, "no such file"}},
+		{"CA file without PEM", []string{"GOVC_TLS_CA_CERTS=" + noPEM}, []string{"audit", "-u", good, "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"GOVC_TLS_CA_CERTS", "no PEM certificate"}},
+		{"missing known hosts", nil, []string{"audit", "-u", good, "-tls-known-hosts", "/nonexistent/kh", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-tls-known-hosts", `"/nonexistent/kh"`}},
+		{"missing client cert", nil, []string{"audit", "-u", good, "-k", "-cert", "/nonexistent/c.pem", "-key", "/nonexistent/k.pem", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-cert", `"/nonexistent/c.pem"`}},
+		// -trace -verbose dumps guest operation requests unmasked.
+		{"trace verbose with guest login", nil, []string{"audit", "-u", good, "-k", "-verify", "-l", "root:S3cretPass", "-trace", "-verbose", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-trace", "-verbose"}},
+		// A worker is not a manager: bad input, exit 2, naming it.
+		{"worker as -H", nil, []string{"audit", "-u", good, "-k", "-H", wrk.Host()}, ExitUsage, []string{wrk.Host(), "not a swarm manager", "manager"}},
+		{"worker as DOCKER_HOST with -json", []string{"DOCKER_HOST=" + wrk.Host()}, []string{"audit", "-json", "-u", good, "-k"}, ExitUsage, []string{"not a swarm manager", "DOCKER_HOST"}},
+		// DOCKER_TLS_VERIFY without DOCKER_CERT_PATH: TLS from ~/.docker, as the
+		// docker CLI, never a silent plain-TCP connection.
+		{"DOCKER_TLS_VERIFY without cert path", []string{"DOCKER_HOST=" + mgr.Host(), "DOCKER_TLS_VERIFY=1"}, []string{"audit", "-u", good, "-k"}, ExitUsage, []string{".docker/ca.pem", "DOCKER_CERT_PATH"}},
+		// Config vCenters: the fix names the config key, not -u/GOVC_*.
+		{"config wrong password", nil, []string{"audit", "-config", cfgBadPass, "-H", mgr.Host()}, ExitUsage, []string{"login failed", "vcenters[0].password"}},
+		{"config untrusted certificate", nil, []string{"preclone", "-config", cfgNoTrust, "wk-01"}, ExitUsage, []string{"certificate", "vcenters[0].insecure"}},
+		// preclone's govc search flags alone select the VM (they were refused
+		// as "no VM given"); one that matches nothing names its value.
+		{"preclone -vm.uuid matching nothing", nil, []string{"preclone", "-u", good, "-k", "-vm.uuid", "00000000-0000-0000-0000-000000000000"}, ExitUsage, []string{`-vm.uuid "00000000-0000-0000-0000-000000000000"`, "matches no VM"}},
+		{"preclone -vm.ipath matching nothing", nil, []string{"preclone", "-u", good, "-k", "-vm.ipath", "/DC0/vm/nothing"}, ExitUsage, []string{`-vm.ipath "/DC0/vm/nothing"`, "matches no VM"}},
+		{"preclone two search flags", nil, []string{"preclone", "-u", good, "-k", "-vm.ipath", "/DC0/vm/x", "-vm.uuid", "y"}, ExitUsage, []string{"more than one search flag", "-vm.uuid"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -132,6 +132,9 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 	for len(args) > 0 {
 		if strings.HasPrefix(args[0], "-") && args[0] != "-" {
 			if err := cmd.fs.Parse(args); err != nil {
+				if urlFlagFailed(cmd.fs) { // never quote the value: it may hold a password
+					return usagef("-u: %s", urlParseFix)
+				}
 				return usagef("%s (fix: see 'vmreconcile preclone -h')", err)
 			}
 			args = cmd.fs.Args()
@@ -144,12 +147,16 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 	if err := cmd.Process(ctx); err != nil { // again: flags after the VMs
 		return err
 	}
-	if len(args) == 0 && !cmd.SearchFlag.IsSet() && cmd.target == "" {
+	// Not SearchFlag.IsSet: it is only true after SearchFlag.Process, which
+	// runs below, so a lone -vm.uuid (-vm.ipath, ...) was refused as "no VM".
+	search := cmd.searchFlagGiven()
+	if len(args) == 0 && search == "" && cmd.target == "" {
 		return usagef("no VM given (fix: vmreconcile preclone [flags] VM..., or -vm.uuid / -vm.ipath / -vm.ip / -vm.dns)")
 	}
 	if cmd.target != "" && len(args) > 1 {
 		return usagef("-generalize-plan takes one source VM, got %d (fix: vmreconcile preclone -generalize-plan COPY SOURCE)", len(args))
 	}
+	fromConfig := (cmd.ClientFlag.Session.URL == nil || cmd.ClientFlag.Session.URL.Host == "") && len(cmd.cfg.VCenters) > 0
 	note, err := cmd.govcFlagsFromConfig(cmd.fs, cmd.ClientFlag)
 	if err != nil {
 		return err
@@ -158,6 +165,9 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 		fmt.Fprintln(out.stderr, "vmreconcile preclone: "+note)
 	}
 	if err := cmd.SearchFlag.Process(ctx); err != nil {
+		if strings.Contains(err.Error(), "search flag") {
+			return usagef("%s (fix: one of -vm.uuid, -vm.ipath, -vm.ip, -vm.dns, -vm.path)", err)
+		}
 		return usagef("%s (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk, or vcenters in -config)", err)
 	}
 	u := cmd.ClientFlag.Session.URL
@@ -170,6 +180,9 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 	host := u.Hostname()
 	c, err := cmd.ClientFlag.Client()
 	if err != nil {
+		if fromConfig {
+			return configFix(0, vcenterError(host, err))
+		}
 		return vcenterError(host, err)
 	}
 	defer func() { _ = cmd.ClientFlag.Logout(context.Background()) }()
@@ -178,7 +191,7 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 	if cmd.SearchFlag.IsSet() {
 		vms, err := cmd.SearchFlag.VirtualMachines(nil)
 		if err != nil {
-			return usagef("VM not found: %s (fix: check the -vm.* value)", oneLine(err.Error()))
+			return usagef("%s matches no VM: %s (fix: check the value; 'govc find / -type m' lists the VMs)", search, oneLine(err.Error()))
 		}
 		objs = append(objs, vms...)
 	}
@@ -227,6 +240,16 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 		preclone.WriteText(out.stdout, o, 100)
 	}
 	return verdictError(o.Verdict)
+}
+
+// searchFlagGiven returns the govc search flag given (`-vm.uuid "X"`), or "".
+func (cmd *precloneCmd) searchFlagGiven() string {
+	for _, name := range []string{"vm.uuid", "vm.ipath", "vm.ip", "vm.dns", "vm.path"} {
+		if f := cmd.fs.Lookup(name); f != nil && f.Value.String() != "" {
+			return fmt.Sprintf("-%s %q", name, f.Value.String())
+		}
+	}
+	return ""
 }
 
 func verdictError(v preclone.Verdict) error {
@@ -549,6 +572,7 @@ func (cmd *precloneCmd) generalize(ctx context.Context, c *vim25.Client, st *sto
 	default:
 		ap.Detail = oneLine(strings.ReplaceAll(strings.TrimSpace(string(stdout)), "\n", "; "))
 	}
+	ap.Detail = redact(ap.Detail) // guest output or error text, printed, journaled and in -json
 	jctx, jcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	jerr := st.JournalOutcome(jctx, id, ap.Status, ap.Detail)
 	jcancel()

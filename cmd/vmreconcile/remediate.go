@@ -264,6 +264,11 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	report := remediateReport{Plan: plan}
 	finish := func(err error) error {
 		if cmd.OutputFlag.JSON {
+			// As the table does (writeOutcomes): a detail quoting guest
+			// output or an error must not carry a secret into the JSON.
+			for i := range report.Outcomes {
+				report.Outcomes[i].Detail = redact(report.Outcomes[i].Detail)
+			}
 			enc := json.NewEncoder(out.stdout)
 			enc.SetIndent("", "  ")
 			enc.SetEscapeHTML(false)

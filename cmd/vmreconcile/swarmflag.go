@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/vmreconcile/vmreconcile/collect"
@@ -46,6 +47,21 @@ func (f *swarmFlag) Process(ctx context.Context) error {
 			return usagef("DOCKER_HOST: %s", err)
 		}
 	}
+	// The Docker client library ignores DOCKER_TLS_VERIFY when
+	// DOCKER_CERT_PATH is empty and talks plain TCP; the docker CLI then
+	// uses its config directory (~/.docker). Do the same, so that asking for
+	// TLS never silently gives none.
+	if os.Getenv("DOCKER_TLS_VERIFY") != "" && os.Getenv("DOCKER_CERT_PATH") == "" {
+		dir := os.Getenv("DOCKER_CONFIG")
+		if dir == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return usagef("DOCKER_TLS_VERIFY is set but DOCKER_CERT_PATH is not, and there is no home directory (fix: set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem)")
+			}
+			dir = filepath.Join(home, ".docker")
+		}
+		os.Setenv("DOCKER_CERT_PATH", dir)
+	}
 	return nil
 }
 
@@ -68,7 +84,7 @@ func (f *swarmFlag) connect(cfg config.Config) ([]collect.Swarm, error) {
 	if f.host != "" || os.Getenv("DOCKER_HOST") != "" || len(cfg.Swarms) == 0 {
 		cli, err := swarm.NewClient(f.host)
 		if err != nil {
-			return nil, usagef("%s", err)
+			return nil, usagef("%s (fix: DOCKER_CERT_PATH names a directory holding ca.pem, cert.pem and key.pem, such as an unzipped client bundle; DOCKER_TLS_VERIFY set verifies the manager with ca.pem)", err)
 		}
 		return []collect.Swarm{{Name: cli.DaemonHost(), Client: cli}}, nil
 	}
@@ -87,6 +103,11 @@ func (f *swarmFlag) connect(cfg config.Config) ([]collect.Swarm, error) {
 func sourceError(err error) error {
 	var se *collect.SourceError
 	if errors.As(err, &se) {
+		if swarm.IsNotManager(se.Err) {
+			// A worker (or a non-swarm engine) as -H, DOCKER_HOST or
+			// swarms[].hosts is bad input, not a runtime failure: exit 2.
+			return usagef("%s: %s (or DOCKER_HOST, or swarms[].hosts in the config)", se.Source, oneLine(se.Err.Error()))
+		}
 		return fmt.Errorf("%s: %s", se.Source, oneLine(se.Err.Error()))
 	}
 	return err
