@@ -90,6 +90,8 @@ func TestLoadBad(t *testing.T) {
 		{"bad duration", "observe:\n  lookback: ten minutes\n", []string{"lookback"}},
 		{"bad listen", "listen: 9477\n", []string{"listen", "host:port"}},
 		{"bad webhook", "alerts:\n  webhooks:\n    - url: 'hooks.example.com'\n", []string{"alerts.webhooks[0].url"}},
+		{"webhook token in query", "alerts:\n  webhooks:\n    - url: 'ftp://hooks.example.com/x?token=hunter2'\n", []string{"alerts.webhooks[0].url", "REDACTED"}},
+		{"credentials in vcenter url", "vcenters:\n  - url: 'https://admin:hunter2@vc1.example.com/sdk'\n", []string{"vcenters[0].url", "carries credentials", "password_file"}},
 		{"bad pattern", "policy:\n  exclude: ['[abc']\n", []string{"policy.exclude", "[abc"}},
 		{"bad fail_on", "fail_on: sometimes\n", []string{"fail_on", "sometimes"}},
 		{"yaml syntax", "vcenters: [\n", []string{"cannot parse"}},

@@ -168,6 +168,11 @@ func ValidateVCenterURL(key, raw string) error {
 	if err != nil || u == nil || u.Hostname() == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return &Error{Key: key, Msg: fmt.Sprintf("%q is not a vCenter URL (fix: e.g. https://vcenter.example.com/sdk or vcenter.example.com)", redactURL(raw))}
 	}
+	if u.User != nil && u.User.Username() != "" {
+		// In the config file, credentials belong in their own keys: a
+		// password in a URL ends up in shell history, ps and logs.
+		return &Error{Key: key, Msg: fmt.Sprintf("%q carries credentials (fix: put them in username and password_file, and give the URL without user info)", redactURL(raw))}
+	}
 	return nil
 }
 
@@ -216,5 +221,9 @@ func redactURL(raw string) string {
 	if u.User != nil {
 		u.User = url.User("REDACTED")
 	}
+	if u.RawQuery != "" {
+		u.RawQuery = "REDACTED" // webhook URLs often carry a token there
+	}
+	u.Fragment = ""
 	return u.String()
 }

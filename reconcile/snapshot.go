@@ -34,7 +34,7 @@ type VM struct {
 	GuestHostname string    `json:"guest_hostname,omitempty"`
 	IPs           []string  `json:"ips,omitempty"`
 	MACs          []string  `json:"macs,omitempty"`
-	Created       time.Time `json:"created,omitempty"`
+	Created       time.Time `json:"created,omitzero"`
 	Lineage       *Lineage  `json:"lineage,omitempty"`
 }
 
@@ -125,7 +125,7 @@ type GuestIdentity struct {
 	NodeID       string    `json:"node_id,omitempty"`    // swarm-node.crt CN
 	Role         string    `json:"role,omitempty"`       // swarm-node.crt OU, e.g. "swarm-worker"
 	ClusterID    string    `json:"cluster_id,omitempty"` // swarm-node.crt O
-	CertNotAfter time.Time `json:"cert_not_after,omitempty"`
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
 	EngineID     string    `json:"engine_id,omitempty"`
 	KeyJSON      bool      `json:"key_json,omitempty"` // /etc/docker/key.json exists (old engines)
 	MachineID    string    `json:"machine_id,omitempty"`

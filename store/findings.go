@@ -21,12 +21,12 @@ type StoredFinding struct {
 	LastSeen  time.Time `json:"last_seen"`
 	// ResolvedAt is the time of the first run that no longer reported it;
 	// zero while open.
-	ResolvedAt time.Time `json:"resolved_at,omitempty"`
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
 	SeenRuns   int       `json:"seen_runs"`
 	// AlertedOpen and AlertedResolved are when MarkAlerted recorded the
 	// alerts; zero until then.
-	AlertedOpen     time.Time `json:"alerted_open,omitempty"`
-	AlertedResolved time.Time `json:"alerted_resolved,omitempty"`
+	AlertedOpen     time.Time `json:"alerted_open,omitzero"`
+	AlertedResolved time.Time `json:"alerted_resolved,omitzero"`
 }
 
 // Open reports whether the finding is still open.

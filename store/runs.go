@@ -18,7 +18,7 @@ type Run struct {
 	ID          int64     `json:"id"`
 	Started     time.Time `json:"started"`
 	Finished    time.Time `json:"finished"`
-	CollectedAt time.Time `json:"collected_at,omitempty"`
+	CollectedAt time.Time `json:"collected_at,omitzero"`
 	OK          bool      `json:"ok"`
 	Error       string    `json:"error,omitempty"`
 	VCenters    []string  `json:"vcenters"`

@@ -28,7 +28,7 @@ const (
 type TimelineEntry struct {
 	Time time.Time `json:"time"`
 	// End is the last sighting of an observation episode.
-	End    time.Time `json:"end,omitempty"`
+	End    time.Time `json:"end,omitzero"`
 	Kind   string    `json:"kind"`
 	NodeID string    `json:"node_id,omitempty"`
 	VMRef  string    `json:"vm_ref,omitempty"`

@@ -36,7 +36,7 @@ func (cmd *audit) Register(ctx context.Context, f *flag.FlagSet) {
 	cmd.DatacenterFlag.Register(ctx, f)
 	cmd.commonFlag = newCommonFlag(ctx, f)
 	f.BoolVar(&cmd.verify, "verify", false, "Probe candidate VMs from inside through guest operations (needs -l or GOVC_GUEST_LOGIN)")
-	f.StringVar(&cmd.failOn, "fail-on", "warning", "Exit 3 when a finding is at least this severe: critical, warning, info or never")
+	f.StringVar(&cmd.failOn, "fail-on", "warning", "Exit 3 when a finding is at least this severe: critical, warning, info or never (config: fail_on)")
 }
 
 func (cmd *audit) Process(ctx context.Context) error {
@@ -48,6 +48,9 @@ func (cmd *audit) Process(ctx context.Context) error {
 	}
 	if cmd.verify && !cmd.guestFlag.hasLogin() {
 		return usagef("-verify needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in -config)")
+	}
+	if !cmd.swarmFlag.set["fail-on"] && cmd.cfg.FailOn != "" {
+		cmd.failOn = cmd.cfg.FailOn // the config's fail_on, unless -fail-on was given
 	}
 	return nil
 }
@@ -84,7 +87,7 @@ func (cmd *audit) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer logout()
-	sws, err := cmd.swarmFlag.connect(cmd.cfg)
+	sws, err := cmd.swarmFlag.connect(ctx, cmd.cfg)
 	if err != nil {
 		return err
 	}

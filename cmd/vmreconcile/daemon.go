@@ -101,7 +101,7 @@ served on listen (default 127.0.0.1:9477).
 Only one daemon may use a store: a second one exits 1 naming the holder's pid.
 SIGTERM or SIGINT stops it gracefully.
 
-Exit: 0 stopped cleanly (or -once found nothing to fail on), 1 runtime error,
+Exit: 0 stopped cleanly (-once: one audit done, whatever it found), 1 runtime error,
 2 usage or config error.
 
 Examples:

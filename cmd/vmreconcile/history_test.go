@@ -1,58 +1,24 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/vmreconcile/vmreconcile/dockersim"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // TestDaemonOnceThenHistory runs `daemon -once` against vcsim and the Engine
 // API simulator holding a flapping node, then prints the node's and the
 // clone's timelines with `history`, all through the built binary.
 func TestDaemonOnceThenHistory(t *testing.T) {
-	u, c := vcsim(t)
-	ctx := context.Background()
-	wk, err := vsphere.CreateSimVM(ctx, c, vsphere.SimVM{Name: "wk-1", NumCPU: 4, MemoryMB: 8192, Hostname: "wk-1", IP: "10.1.0.11", PowerOn: true, ToolsRunning: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vsphere.CloneSimVM(ctx, c, wk.Reference(), vsphere.SimClone{Name: "wk-1-clone", PowerOn: true, Hostname: "wk-1-clone", IP: "10.1.0.99"}); err != nil {
-		t.Fatal(err)
-	}
-	sim := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr-1"}})
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	id, err := sim.AddNode(dockersim.NodeSpec{Hostname: "wk-1", NanoCPUs: 4e9, MemoryBytes: 8 << 30, Addr: "10.1.0.11"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	fight := []dockersim.Identity{{Hostname: "wk-1-clone", Addr: "10.1.0.99"}, {Hostname: "wk-1", Addr: "10.1.0.11"}}
-	if err := sim.Backfill(id, fight, now.Add(-2*time.Minute), now, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	u, sim, id := flappingWorld(t)
 
 	dir := t.TempDir()
 	pass, _ := u.User.Password()
-	host := u.Host
-	cfg := writeCfg(t, dir, "c.yaml", fmt.Sprintf(`
-vcenters:
-  - url: https://%s/sdk
-    username: %s
-    password: %s
-    insecure: true
-swarms:
+	cfg := writeCfg(t, dir, "c.yaml", vcenterYAML(u)+fmt.Sprintf(`swarms:
   - hosts: [%q]
 listen: ""
-`, host, u.User.Username(), pass, sim.Host()))
+`, sim.Host()))
 	db := filepath.Join(dir, "state.db")
 
 	r := runBin(t, nil, "daemon", "-config", cfg, "-store", db, "-once")

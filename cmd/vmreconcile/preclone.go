@@ -304,7 +304,7 @@ func (cmd *precloneCmd) observeSwarms(ctx context.Context) ([]reconcile.Swarm, [
 	if cmd.swarmFlag.host == "" && os.Getenv("DOCKER_HOST") == "" && len(cmd.cfg.Swarms) == 0 {
 		return nil, nil
 	}
-	srcs, err := cmd.swarmFlag.connect(cmd.cfg)
+	srcs, err := cmd.swarmFlag.connect(ctx, cmd.cfg)
 	if err != nil {
 		return nil, []string{oneLine(err.Error())}
 	}

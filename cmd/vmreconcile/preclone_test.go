@@ -387,8 +387,7 @@ func TestPrecloneConfigVCenter(t *testing.T) {
 	}
 	dir := t.TempDir()
 	pass, _ := u.User.Password()
-	cfg := writeCfg(t, dir, "c.yaml", fmt.Sprintf("vcenters:\n  - url: https://%s/sdk\n    username: %s\n    password: %s\n    insecure: true\n",
-		u.Host, u.User.Username(), pass))
+	cfg := writeCfg(t, dir, "c.yaml", vcenterYAML(u))
 	r := runBin(t, nil, "preclone", "-config", cfg, "-store", filepath.Join(dir, "state.db"), "golden-01")
 	if r.code != ExitUnverified {
 		t.Fatalf("exit %d, want %d (UNVERIFIED): %s\n%s", r.code, ExitUnverified, r.stderr, r.stdout)

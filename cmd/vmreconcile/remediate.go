@@ -199,7 +199,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer logout()
-	sws, err := cmd.swarmFlag.connect(cmd.cfg)
+	sws, err := cmd.swarmFlag.connect(ctx, cmd.cfg)
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"context"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/vmreconcile/vmreconcile/dockersim"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // TestRemediateTagsFailClosed: a vCenter whose vSphere tags cannot be read
@@ -15,28 +10,7 @@ import (
 // left alone and the plan says why; -no-tags relies on the custom attribute
 // alone and plans the action.
 func TestRemediateTagsFailClosed(t *testing.T) {
-	u, c := vcsim(t) // no vAPI endpoint
-	ctx := context.Background()
-	wk, err := vsphere.CreateSimVM(ctx, c, vsphere.SimVM{Name: "wk-1", NumCPU: 4, MemoryMB: 8192, Hostname: "wk-1", IP: "10.1.0.11", PowerOn: true, ToolsRunning: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := vsphere.CloneSimVM(ctx, c, wk.Reference(), vsphere.SimClone{Name: "wk-1-clone", PowerOn: true, Hostname: "wk-1-clone", IP: "10.1.0.99"}); err != nil {
-		t.Fatal(err)
-	}
-	sim := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr-1"}})
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	id, err := sim.AddNode(dockersim.NodeSpec{Hostname: "wk-1", NanoCPUs: 4e9, MemoryBytes: 8 << 30, Addr: "10.1.0.11"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fight := []dockersim.Identity{{Hostname: "wk-1-clone", Addr: "10.1.0.99"}, {Hostname: "wk-1", Addr: "10.1.0.11"}}
-	if err := sim.Backfill(id, fight, time.Now().Add(-2*time.Minute), time.Now(), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	u, sim, _ := flappingWorld(t) // vcsim without the vAPI endpoint
 	env := []string{"GOVC_URL=" + u.String(), "GOVC_INSECURE=1", "DOCKER_HOST=" + sim.Host(), "XDG_STATE_HOME=" + t.TempDir()}
 
 	r := runBin(t, env, "remediate", "-json", "-max-percent", "100")

@@ -75,12 +75,15 @@ func (f *swarmFlag) observeOptions(cfg config.Config) swarm.ObserveOptions {
 	if f.set["lookback"] || cfg.Observe.Lookback == 0 {
 		o.Lookback = f.lookback
 	}
+	if f.set["lookback"] && f.lookback == 0 {
+		o.Lookback = -1 // -lookback 0: no event replay, samples only
+	}
 	return o
 }
 
 // connect returns the manager of -H or DOCKER_* (like the docker CLI), or
 // else the first manager of each swarm of the config file.
-func (f *swarmFlag) connect(cfg config.Config) ([]collect.Swarm, error) {
+func (f *swarmFlag) connect(ctx context.Context, cfg config.Config) ([]collect.Swarm, error) {
 	if f.host != "" || os.Getenv("DOCKER_HOST") != "" || len(cfg.Swarms) == 0 {
 		cli, err := swarm.NewClient(f.host)
 		if err != nil {
@@ -90,13 +93,48 @@ func (f *swarmFlag) connect(cfg config.Config) ([]collect.Swarm, error) {
 	}
 	var sws []collect.Swarm
 	for _, s := range cfg.Swarms {
-		cli, err := swarm.NewClientTLS(s.Hosts[0], s.TLSVerify, s.CertPath)
+		sw, err := firstManager(ctx, s)
 		if err != nil {
-			return nil, usagef("swarm %s: %s", s.Hosts[0], err)
+			return nil, err
 		}
-		sws = append(sws, collect.Swarm{Name: s.Hosts[0], Client: cli})
+		sws = append(sws, sw)
 	}
 	return sws, nil
+}
+
+// firstManager returns a client for the first of a config swarm's hosts that
+// answers a ping (failover order, as the daemon); when none answers, the
+// first host, whose collection then fails with its own one-line error.
+func firstManager(ctx context.Context, s config.Swarm) (collect.Swarm, error) {
+	var tried []collect.Swarm
+	pick := func(i int) collect.Swarm {
+		for j, sw := range tried {
+			if j != i {
+				sw.Client.Close()
+			}
+		}
+		return tried[i]
+	}
+	for _, h := range s.Hosts {
+		cli, err := swarm.NewClientTLS(h, s.TLSVerify, s.CertPath)
+		if err != nil {
+			for _, sw := range tried {
+				sw.Client.Close()
+			}
+			return collect.Swarm{}, usagef("swarm %s: %s", swarm.RedactHost(h), err)
+		}
+		tried = append(tried, collect.Swarm{Name: swarm.RedactHost(h), Client: cli})
+		if len(s.Hosts) == 1 {
+			break
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cli.Ping(pctx)
+		cancel()
+		if err == nil {
+			return pick(len(tried) - 1), nil
+		}
+	}
+	return pick(0), nil
 }
 
 // sourceError keeps a collection error on one line, naming the source.
