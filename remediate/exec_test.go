@@ -56,27 +56,6 @@ func backups(t *testing.T, root string) []string {
 	return m
 }
 
-func count(calls []string, s string) int {
-	n := 0
-	for _, c := range calls {
-		if strings.HasPrefix(c, s) {
-			n++
-		}
-	}
-	return n
-}
-
-// onlyQueries: the VM's systemctl was only asked (is-enabled/is-active),
-// never told to change anything.
-func onlyQueries(t *testing.T, vm *object.VirtualMachine, name string) {
-	t.Helper()
-	for _, c := range guesttest.SystemctlCalls(t, vm) {
-		if !strings.HasPrefix(c, "is-enabled ") && !strings.HasPrefix(c, "is-active ") {
-			t.Errorf("%s: systemctl %s (the original must never be touched)", name, c)
-		}
-	}
-}
-
 func TestApplyGuestOperations(t *testing.T) {
 	ctx, c, model := guesttest.Simulator(t)
 	cert := guesttest.NodeCert(t, "x1kq7bq9vbyt0sbxbivvv1i5o", "swarm-worker", "cluster1", time.Now().Add(30*24*time.Hour))
@@ -152,7 +131,7 @@ func TestApplyGuestOperations(t *testing.T) {
 			t.Fatalf("preflight: %v", err)
 		}
 		t.Logf("preflight: %s", pe.Lines[0])
-		if n := count(guesttest.SystemctlCalls(t, cl), "disable"); n != 0 {
+		if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 0 {
 			t.Errorf("clone touched")
 		}
 	})
@@ -169,10 +148,10 @@ func TestApplyGuestOperations(t *testing.T) {
 		}
 		t.Logf("outcome: %s", outs[0].Detail)
 		calls := guesttest.SystemctlCalls(t, cl)
-		if count(calls, "disable --now docker.service docker.socket") != 1 {
+		if guesttest.CountCalls(calls, "disable --now docker.service docker.socket") != 1 {
 			t.Errorf("clone systemctl calls: %q", calls)
 		}
-		onlyQueries(t, wk, "worker-1")
+		guesttest.AssertOnlyQueries(t, wk, "worker-1")
 		// Identity moved, not deleted; the original's untouched.
 		if _, err := os.Stat(filepath.Join(clRoot, "swarm")); !os.IsNotExist(err) {
 			t.Errorf("clone still has /var/lib/docker/swarm: %v", err)
@@ -208,7 +187,7 @@ func TestApplyGuestOperations(t *testing.T) {
 			t.Errorf("rerun: %v %+v", err, outs)
 		}
 		t.Logf("rerun outcome: %s", outs[0].Detail)
-		if n := count(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 || len(backups(t, clRoot)) != 1 {
+		if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 || len(backups(t, clRoot)) != 1 {
 			t.Errorf("rerun did something twice: %d disables, backups %v", n, backups(t, clRoot))
 		}
 	})
@@ -235,7 +214,7 @@ func TestApplyGuestOperations(t *testing.T) {
 		if len(es) != 2 || es[1].Status != remediate.StatusSuperseded {
 			t.Errorf("crashed plan's journal: %+v", es)
 		}
-		if n := count(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
+		if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
 			t.Errorf("%d disables", n)
 		}
 	})

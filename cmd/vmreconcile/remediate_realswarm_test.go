@@ -155,5 +155,5 @@ exec /usr/bin/systemctl "$@"
 	if !wk.Running() {
 		t.Error("the original's engine stopped")
 	}
-	assertUntouched(t, wkVM, "wk1")
+	guesttest.AssertOnlyQueries(t, wkVM, "wk1")
 }

@@ -85,27 +85,6 @@ func decodeRemediation(t *testing.T, r result) remediateReport {
 	return rep
 }
 
-func countCalls(calls []string, prefix string) int {
-	n := 0
-	for _, c := range calls {
-		if strings.HasPrefix(c, prefix) {
-			n++
-		}
-	}
-	return n
-}
-
-// assertUntouched fails when the original's systemctl was told anything
-// but is-enabled/is-active.
-func assertUntouched(t *testing.T, vm *object.VirtualMachine, name string) {
-	t.Helper()
-	for _, c := range guesttest.SystemctlCalls(t, vm) {
-		if !strings.HasPrefix(c, "is-enabled ") && !strings.HasPrefix(c, "is-active ") {
-			t.Errorf("%s (the original) got systemctl %s", name, c)
-		}
-	}
-}
-
 func backupDirs(root string) []string {
 	m, _ := filepath.Glob(filepath.Join(root, "vmreconcile-backup-*"))
 	return m
@@ -175,7 +154,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if strings.Contains(r.stdout+r.stderr, guestPass) {
 			t.Error("output shows the guest password")
 		}
-		assertUntouched(t, cl, "worker-1-clone (dry run)")
+		guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (dry run)")
 	})
 
 	t.Run("caps", func(t *testing.T) {
@@ -193,7 +172,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if !strings.Contains(r.stdout, "worker-1 (/DC0/vm/worker-1, "+wk.Reference().Value+"): original of the shared-node-id finding") {
 			t.Errorf("original not refused:\n%s", r.stdout)
 		}
-		assertUntouched(t, cl, "worker-1-clone (caps)")
+		guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (caps)")
 	})
 
 	t.Run("skip marker", func(t *testing.T) {
@@ -209,7 +188,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "skip marker: custom attribute vmreconcile.skip = \"CHG-77\"") || !strings.Contains(r.stdout, "Nothing to do") {
 			t.Errorf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 		}
-		assertUntouched(t, cl, "worker-1-clone (skip marker)")
+		guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (skip marker)")
 
 		// A plan saved before the marker was set is stale afterwards.
 		if err := m.Set(ctx, cl.Reference(), def.Key, ""); err != nil {
@@ -231,7 +210,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if err := m.Set(ctx, cl.Reference(), def.Key, ""); err != nil {
 			t.Fatal(err)
 		}
-		assertUntouched(t, cl, "worker-1-clone (stale plan)")
+		guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (stale plan)")
 
 		// The vSphere tag works the same.
 		rc := rest.NewClient(c)
@@ -257,7 +236,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if err := tm.DetachTag(ctx, tag, cl.Reference()); err != nil {
 			t.Fatal(err)
 		}
-		assertUntouched(t, cl, "worker-1-clone (skip tag)")
+		guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (skip tag)")
 	})
 
 	t.Run("wrong password", func(t *testing.T) {
@@ -270,7 +249,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if strings.Contains(r.stdout+r.stderr, "Wr0ng-Passw0rd") {
 			t.Error("output shows the password")
 		}
-		assertUntouched(t, cl, "worker-1-clone (wrong password)")
+		guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (wrong password)")
 		if _, err := os.Stat(storePath); err == nil {
 			st, _ := store.Open(storePath, store.Options{ReadOnly: true})
 			if u, _ := st.Unfinished(ctx); len(u) != 0 {
@@ -290,16 +269,16 @@ func TestRemediateGuestOps(t *testing.T) {
 			t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 		}
 		calls := guesttest.SystemctlCalls(t, cl)
-		if countCalls(calls, "disable --now docker.service docker.socket") != 1 {
+		if guesttest.CountCalls(calls, "disable --now docker.service docker.socket") != 1 {
 			t.Errorf("clone: %q", calls)
 		}
-		assertUntouched(t, wk, "worker-1")
+		guesttest.AssertOnlyQueries(t, wk, "worker-1")
 		// Again: the journal says it was done; nothing is redone.
 		r = timed(t, env, "remediate", "-lookback", "10m", "-l", login, "-apply", planFile)
 		if r.code != 0 || !strings.Contains(r.stdout, "already-done: done by an earlier apply of this plan") {
 			t.Errorf("rerun: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 		}
-		if n := countCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
+		if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
 			t.Errorf("%d disables", n)
 		}
 		// A fresh plan knows it is done (guest probe: disabled and inactive).
@@ -327,7 +306,7 @@ func TestRemediateGuestOps(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(2 * time.Minute)
-		for countCalls(guesttest.SystemctlCalls(t, cl), "disable") < 2 {
+		for guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable") < 2 {
 			if time.Now().After(deadline) {
 				_ = cmd.Process.Kill()
 				t.Fatalf("never reached disable: %s %s", so.String(), se.String())
@@ -356,7 +335,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, "Docker already disabled and inactive") || !strings.Contains(r.stdout, "moved swarm, engine-id") {
 			t.Fatalf("rerun: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
 		}
-		if n := countCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 2 {
+		if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 2 {
 			t.Errorf("%d disable calls in all, want 2 (apply + killed run; the rerun must not disable again)", n)
 		}
 		if b := backupDirs(clRoot); len(b) != 1 {
@@ -371,7 +350,7 @@ func TestRemediateGuestOps(t *testing.T) {
 		if len(u) != 0 {
 			t.Errorf("unfinished after rerun: %+v", u)
 		}
-		assertUntouched(t, wk, "worker-1")
+		guesttest.AssertOnlyQueries(t, wk, "worker-1")
 		if _, err := os.Stat(filepath.Join(wkRoot, "swarm", "certificates", "swarm-node.crt")); err != nil || len(backupDirs(wkRoot)) != 0 {
 			t.Errorf("the original's identity was touched: %v", err)
 		}
@@ -428,19 +407,19 @@ func TestDaemonRemediator(t *testing.T) {
 	if err != nil || !strings.Contains(sum, "disable-docker on worker-1-clone ("+cl.Reference().Value+")") || strings.Contains(sum, "on worker-1 (") {
 		t.Fatalf("dry run: %q %v", sum, err)
 	}
-	assertUntouched(t, cl, "worker-1-clone (dry run)")
+	guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (dry run)")
 	sum, err = r.Remediate(ctx, snap, res, false)
 	if err != nil || !strings.Contains(sum, "done: systemctl disable --now docker.service docker.socket") {
 		t.Fatalf("apply: %q %v", sum, err)
 	}
 	t.Logf("daemon remediation: %s", sum)
-	assertUntouched(t, wk, "worker-1")
+	guesttest.AssertOnlyQueries(t, wk, "worker-1")
 	// The next audit: the guest probe shows Docker off, nothing to do.
 	snap, res = snapshot()
 	if sum, err = r.Remediate(ctx, snap, res, false); err != nil || sum != "" {
 		t.Errorf("rerun: %q %v", sum, err)
 	}
-	if n := countCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
+	if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
 		t.Errorf("%d disables", n)
 	}
 	// Caps: refused, counted as refused by the daemon.
@@ -454,7 +433,7 @@ func TestDaemonRemediator(t *testing.T) {
 	if _, err := r.Remediate(ctx, snap, res, false); !errors.Is(err, daemon.ErrRefused) || !strings.Contains(err.Error(), "worker-1-clone") {
 		t.Errorf("caps: %v", err)
 	}
-	if n := countCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
+	if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
 		t.Errorf("%d disables after a refused run", n)
 	}
 	// No guest login with disable-docker on: a config error.

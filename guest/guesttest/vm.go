@@ -359,6 +359,30 @@ func SystemctlCalls(t testing.TB, vm *object.VirtualMachine) []string {
 	return strings.Split(s, "\n")
 }
 
+// CountCalls counts the calls (as SystemctlCalls returns them) that start
+// with prefix.
+func CountCalls(calls []string, prefix string) int {
+	n := 0
+	for _, c := range calls {
+		if strings.HasPrefix(c, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// AssertOnlyQueries fails the test when the VM's systemctl was told anything
+// but is-enabled/is-active: a VM that must never be touched (a finding's
+// original, a skipped VM) may only have been asked.
+func AssertOnlyQueries(t testing.TB, vm *object.VirtualMachine, name string) {
+	t.Helper()
+	for _, c := range SystemctlCalls(t, vm) {
+		if !strings.HasPrefix(c, "is-enabled ") && !strings.HasPrefix(c, "is-active ") {
+			t.Errorf("%s: systemctl %s (this VM must never be touched)", name, c)
+		}
+	}
+}
+
 // WriteFiles writes files into a running VM's container (docker exec + tar,
 // creating parent directories), bypassing vSphere.
 func WriteFiles(t testing.TB, vm *object.VirtualMachine, files map[string]File) {
