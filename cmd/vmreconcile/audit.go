@@ -82,15 +82,11 @@ func (cmd *audit) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		return usagef("unexpected argument %q (fix: audit takes only flags)", args[0])
 	}
-	vcs, logout, err := cmd.connectVCenters(ctx)
+	vcs, sws, logout, err := cmd.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer logout()
-	sws, err := cmd.swarmFlag.connect(ctx, cmd.cfg)
-	if err != nil {
-		return err
-	}
 	a := auditRun{
 		vcenters: vcs,
 		swarms:   sws,
@@ -105,6 +101,24 @@ func (cmd *audit) Run(ctx context.Context, args []string) error {
 		}
 	}
 	return a.execute(ctx)
+}
+
+// connect makes the swarm clients (first: a bad DOCKER_CERT_PATH or host
+// fails before any vCenter login) and logs in to the vCenters; logout ends
+// the vCenter sessions.
+func (cmd *audit) connect(ctx context.Context) ([]collect.VCenter, []collect.Swarm, func(), error) {
+	sws, err := cmd.swarmFlag.connect(ctx, cmd.cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	vcs, logout, err := cmd.connectVCenters(ctx)
+	if err != nil {
+		for _, sw := range sws {
+			sw.Client.Close()
+		}
+		return nil, nil, nil, err
+	}
+	return vcs, sws, logout, nil
 }
 
 // connectVCenters logs in to the vCenter of the flags (govc style), or else

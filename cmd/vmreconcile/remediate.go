@@ -194,15 +194,11 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	}
 
 	a := &audit{DatacenterFlag: cmd.DatacenterFlag, commonFlag: cmd.commonFlag}
-	vcs, logout, err := a.connectVCenters(ctx)
+	vcs, sws, logout, err := a.connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer logout()
-	sws, err := cmd.swarmFlag.connect(ctx, cmd.cfg)
-	if err != nil {
-		return err
-	}
 	snap, err := collect.Snapshot(ctx, vcs, sws, collect.Options{Observe: cmd.swarmFlag.observeOptions(cmd.cfg), Progress: progress()})
 	if err != nil {
 		return sourceError(err)
