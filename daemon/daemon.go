@@ -390,9 +390,7 @@ func (d *Daemon) audit(ctx context.Context, trigger string, since time.Time) err
 	vcs, sws, err := d.connect(ctx)
 	if err == nil {
 		obs := swarm.ObserveOptions{Lookback: d.cfg.Observe.Lookback, Window: d.cfg.Observe.Window, Interval: d.cfg.Observe.Interval}
-		if !since.IsZero() {
-			obs.Lookback = max(obs.Lookback, started.Sub(since)+30*time.Second)
-		}
+		obs.Lookback = detectionLookback(obs.Lookback, started, since)
 		var snap reconcile.Snapshot
 		snap, err = collect.Snapshot(ctx, vcs, sws, collect.Options{Observe: obs})
 		if err == nil {
@@ -439,6 +437,21 @@ func (d *Daemon) checkVanished(ctx context.Context, snap reconcile.Snapshot) err
 	d.vmCount = now
 	d.mu.Unlock()
 	return nil
+}
+
+// maxDetectionLookback bounds the replay of a detection-triggered audit: the
+// trigger's time comes from the manager's clock, and a manager hours behind
+// would otherwise make every such audit replay hours of events.
+const maxDetectionLookback = time.Hour
+
+// detectionLookback is the event replay window of an audit: the configured
+// one, widened (up to maxDetectionLookback) to cover the flips since the
+// trigger's first event when the audit was triggered by a detection.
+func detectionLookback(configured time.Duration, started, since time.Time) time.Duration {
+	if since.IsZero() {
+		return configured
+	}
+	return max(configured, min(started.Sub(since)+30*time.Second, maxDetectionLookback))
 }
 
 func (d *Daemon) record(ctx context.Context, trigger string, started time.Time, snap reconcile.Snapshot) error {

@@ -356,3 +356,24 @@ func TestCheckVanished(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 }
+
+func TestDetectionLookback(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name       string
+		configured time.Duration
+		since      time.Time
+		want       time.Duration
+	}{
+		{"scheduled run", 10 * time.Minute, time.Time{}, 10 * time.Minute},
+		{"recent trigger within the window", 10 * time.Minute, now.Add(-time.Minute), 10 * time.Minute},
+		{"trigger older than the window", 15 * time.Second, now.Add(-time.Minute), 90 * time.Second},
+		{"manager clock hours behind: capped", 15 * time.Second, now.Add(-5 * time.Hour), time.Hour},
+		{"configured above the cap stays", 2 * time.Hour, now.Add(-5 * time.Hour), 2 * time.Hour},
+	}
+	for _, tc := range cases {
+		if got := detectionLookback(tc.configured, now, tc.since); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
