@@ -13,7 +13,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/vmreconcile/vmreconcile/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/swarm"
 )

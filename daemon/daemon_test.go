@@ -11,10 +11,10 @@ import (
 	"github.com/vmware/govmomi/vim25"
 
 	"github.com/vmreconcile/vmreconcile/config"
-	"github.com/vmreconcile/vmreconcile/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/store"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 const openMetric = `vmreconcile_findings_open{kind="shared-node-id",severity="critical"}`
@@ -24,10 +24,10 @@ const openMetric = `vmreconcile_findings_open{kind="shared-node-id",severity="cr
 func simVMs(t *testing.T, c *vim25.Client) (wkRef string) {
 	t.Helper()
 	ctx := t.Context()
-	if _, err := vsphere.CreateSimVM(ctx, c, vsphere.SimVM{Name: "mgr", Folder: "swarm", NumCPU: 2, MemoryMB: 4096, Hostname: "mgr", PowerOn: true, ToolsRunning: true}); err != nil {
+	if _, err := vcsim.CreateVM(ctx, c, vcsim.VM{Name: "mgr", Folder: "swarm", NumCPU: 2, MemoryMB: 4096, Hostname: "mgr", PowerOn: true, ToolsRunning: true}); err != nil {
 		t.Fatal(err)
 	}
-	wk, err := vsphere.CreateSimVM(ctx, c, vsphere.SimVM{Name: "wk", Folder: "swarm", NumCPU: 2, MemoryMB: 4096, Hostname: "wk", PowerOn: true, ToolsRunning: true})
+	wk, err := vcsim.CreateVM(ctx, c, vcsim.VM{Name: "wk", Folder: "swarm", NumCPU: 2, MemoryMB: 4096, Hostname: "wk", PowerOn: true, ToolsRunning: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func simVMs(t *testing.T, c *vim25.Client) (wkRef string) {
 func cloneSimVM(t *testing.T, c *vim25.Client, wkRef string) {
 	t.Helper()
 	src := vimRef(wkRef)
-	if _, err := vsphere.CloneSimVM(t.Context(), c, src, vsphere.SimClone{Name: "clone", Hostname: "clone", PowerOn: true, NumCPU: 1}); err != nil {
+	if _, err := vcsim.Clone(t.Context(), c, src, vcsim.CloneSpec{Name: "clone", Hostname: "clone", PowerOn: true, NumCPU: 1}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -49,7 +49,7 @@ func cloneSimVM(t *testing.T, c *vim25.Client, wkRef string) {
 func TestDaemonDockersim(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	vc, vcCfg := vcsim(t, 0)
+	vc, vcCfg := startVCSim(t, 0)
 	wkRef := simVMs(t, vc)
 
 	eng := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr", NanoCPUs: 2e9, MemoryBytes: 4 << 30}})
@@ -169,7 +169,7 @@ func TestDaemonDockersim(t *testing.T) {
 // while one is running are skipped and counted, not queued or lost silently.
 func TestDaemonSkipsOverlappingRuns(t *testing.T) {
 	t.Parallel()
-	_, vcCfg := vcsim(t, 1500)
+	_, vcCfg := startVCSim(t, 1500)
 	cfg := baseConfig(t)
 	cfg.VCenters = []config.VCenter{vcCfg}
 	cfg.Schedules.Audit = "@every 1s"
@@ -196,7 +196,7 @@ func TestDaemonSkipsOverlappingRuns(t *testing.T) {
 // naming it, and counts API errors.
 func TestDaemonReadyzStale(t *testing.T) {
 	t.Parallel()
-	_, vcCfg := vcsim(t, 0)
+	_, vcCfg := startVCSim(t, 0)
 	cfg := baseConfig(t)
 	cfg.VCenters = []config.VCenter{vcCfg}
 	cfg.Swarms = []config.Swarm{{Name: "gone", Hosts: []string{"tcp://127.0.0.1:1", "unix:///nonexistent/docker.sock"}}}

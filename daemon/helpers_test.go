@@ -30,7 +30,7 @@ const hookSecret = "hook-secret-value-1234"
 // vcsim starts an in-process vcsim (no default VMs) and returns a client and
 // the config entry that reaches it. delay, when set, slows every
 // RetrievePropertiesEx by that many milliseconds.
-func vcsim(t *testing.T, delayMS int) (*vim25.Client, config.VCenter) {
+func startVCSim(t *testing.T, delayMS int) (*vim25.Client, config.VCenter) {
 	t.Helper()
 	model, c, vc := vcsimModel(t)
 	if delayMS > 0 {

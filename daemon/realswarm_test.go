@@ -35,7 +35,7 @@ func realSwarmDetect(t *testing.T, resolve bool) time.Duration {
 	c := swarmtest.NewCluster(t, swarmtest.Options{Workers: []swarmtest.EngineOptions{{Hostname: "wk"}}})
 	wk := c.Workers[0]
 
-	vc, vcCfg := vcsim(t, 0)
+	vc, vcCfg := startVCSim(t, 0)
 	wkRef := simVMs(t, vc)
 
 	hooks := newHookServer(t)

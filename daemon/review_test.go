@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vmreconcile/vmreconcile/config"
-	"github.com/vmreconcile/vmreconcile/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/store"
 )
@@ -23,7 +23,7 @@ import (
 // scheduled one; Run must not wait for the audit to finish on its own.
 func TestShutdownCancelsDetectionAudit(t *testing.T) {
 	t.Parallel()
-	_, vcCfg := vcsim(t, 0)
+	_, vcCfg := startVCSim(t, 0)
 	eng := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr", NanoCPUs: 2e9, MemoryBytes: 4 << 30}})
 	if err := eng.Start(); err != nil {
 		t.Fatal(err)
@@ -266,7 +266,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // that did not change trigger nothing.
 func TestVCenterReconnectDiffsState(t *testing.T) {
 	t.Parallel()
-	vc, vcCfg := vcsim(t, 0)
+	vc, vcCfg := startVCSim(t, 0)
 	wkRef := simVMs(t, vc)
 	cfg := baseConfig(t)
 	cfg.VCenters = []config.VCenter{vcCfg}

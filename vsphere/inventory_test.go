@@ -15,6 +15,7 @@ import (
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
@@ -32,7 +33,7 @@ func findVM(t *testing.T, vms []reconcile.VM, ref string) reconcile.VM {
 func TestInventoryFields(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
 		before := time.Now()
-		vm, err := CreateSimVM(ctx, c, SimVM{
+		vm, err := vcsim.CreateVM(ctx, c, vcsim.VM{
 			Name: "web-01", Folder: "swarm/prod", NumCPU: 4, MemoryMB: 4096,
 			Hostname: "web01.example.com", IP: "10.1.2.3", PowerOn: true, ToolsRunning: true,
 		})
@@ -120,15 +121,15 @@ func findByName(t *testing.T, vms []reconcile.VM, name string) reconcile.VM {
 
 func TestInventoryTemplateAndPoweredOffClone(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		src, err := CreateSimVM(ctx, c, SimVM{Name: "base", Hostname: "base", IP: "10.0.0.1", PowerOn: true, ToolsRunning: true})
+		src, err := vcsim.CreateVM(ctx, c, vcsim.VM{Name: "base", Hostname: "base", IP: "10.0.0.1", PowerOn: true, ToolsRunning: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		tmpl, err := CloneSimVM(ctx, c, src.Reference(), SimClone{Name: "base-tmpl", Template: true})
+		tmpl, err := vcsim.Clone(ctx, c, src.Reference(), vcsim.CloneSpec{Name: "base-tmpl", Template: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		off, err := CloneSimVM(ctx, c, src.Reference(), SimClone{Name: "base-off", NumCPU: 8, MemoryMB: 512})
+		off, err := vcsim.Clone(ctx, c, src.Reference(), vcsim.CloneSpec{Name: "base-off", NumCPU: 8, MemoryMB: 512})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,7 +160,7 @@ func TestInventoryTemplateAndPoweredOffClone(t *testing.T) {
 
 func TestInventoryRoots(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		vm, err := CreateSimVM(ctx, c, SimVM{Name: "deep", Folder: "a/b/c"})
+		vm, err := vcsim.CreateVM(ctx, c, vcsim.VM{Name: "deep", Folder: "a/b/c"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -264,13 +265,13 @@ func TestInventoryPaging(t *testing.T) {
 
 func TestInventoryPatterns(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		for _, s := range []SimVM{
+		for _, s := range []vcsim.VM{
 			{Name: "web-01", Folder: "swarm"},
 			{Name: "web-02", Folder: "swarm"},
 			{Name: "db-01", Folder: "swarm"},
 			{Name: "web-03", Folder: "legacy"},
 		} {
-			if _, err := CreateSimVM(ctx, c, s); err != nil {
+			if _, err := vcsim.CreateVM(ctx, c, s); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -12,21 +12,22 @@ import (
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
-func mustCreate(t *testing.T, ctx context.Context, c *vim25.Client, spec SimVM) *object.VirtualMachine {
+func mustCreate(t *testing.T, ctx context.Context, c *vim25.Client, spec vcsim.VM) *object.VirtualMachine {
 	t.Helper()
-	vm, err := CreateSimVM(ctx, c, spec)
+	vm, err := vcsim.CreateVM(ctx, c, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return vm
 }
 
-func mustClone(t *testing.T, ctx context.Context, c *vim25.Client, src *object.VirtualMachine, spec SimClone) *object.VirtualMachine {
+func mustClone(t *testing.T, ctx context.Context, c *vim25.Client, src *object.VirtualMachine, spec vcsim.CloneSpec) *object.VirtualMachine {
 	t.Helper()
-	vm, err := CloneSimVM(ctx, c, src.Reference(), spec)
+	vm, err := vcsim.Clone(ctx, c, src.Reference(), spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,11 +70,11 @@ func checkLineage(t *testing.T, l reconcile.Lineage, ok bool, src *object.Virtua
 
 func TestLineageCloneSurvivesRename(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		src := mustCreate(t, ctx, c, SimVM{Name: "worker-1", Hostname: "worker-1", IP: "10.0.0.11", PowerOn: true, ToolsRunning: true})
+		src := mustCreate(t, ctx, c, vcsim.VM{Name: "worker-1", Hostname: "worker-1", IP: "10.0.0.11", PowerOn: true, ToolsRunning: true})
 		t0 := time.Now()
-		cp := mustClone(t, ctx, c, src, SimClone{Name: "worker-1-copy", PowerOn: true})
+		cp := mustClone(t, ctx, c, src, vcsim.CloneSpec{Name: "worker-1-copy", PowerOn: true})
 		t1 := time.Now()
-		if err := RenameSimVM(ctx, c, src.Reference(), "worker-1-old"); err != nil {
+		if err := vcsim.Rename(ctx, c, src.Reference(), "worker-1-old"); err != nil {
 			t.Fatal(err)
 		}
 
@@ -107,11 +108,11 @@ func TestLineageCloneSurvivesRename(t *testing.T) {
 
 func TestLineageChain(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		a := mustCreate(t, ctx, c, SimVM{Name: "A"})
+		a := mustCreate(t, ctx, c, vcsim.VM{Name: "A"})
 		t0 := time.Now()
-		b := mustClone(t, ctx, c, a, SimClone{Name: "B"})
+		b := mustClone(t, ctx, c, a, vcsim.CloneSpec{Name: "B"})
 		t1 := time.Now()
-		cc := mustClone(t, ctx, c, b, SimClone{Name: "C", Hostname: "c-host", PowerOn: true})
+		cc := mustClone(t, ctx, c, b, vcsim.CloneSpec{Name: "C", Hostname: "c-host", PowerOn: true})
 		t2 := time.Now()
 
 		lin := mustLineage(t, ctx, c, LineageOptions{})
@@ -133,11 +134,11 @@ func TestLineageChain(t *testing.T) {
 
 func TestLineageTemplate(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		golden := mustCreate(t, ctx, c, SimVM{Name: "golden", PowerOn: true})
+		golden := mustCreate(t, ctx, c, vcsim.VM{Name: "golden", PowerOn: true})
 		t0 := time.Now()
-		tmpl := mustClone(t, ctx, c, golden, SimClone{Name: "golden-tmpl", Template: true})
+		tmpl := mustClone(t, ctx, c, golden, vcsim.CloneSpec{Name: "golden-tmpl", Template: true})
 		t1 := time.Now()
-		w := mustClone(t, ctx, c, tmpl, SimClone{Name: "from-tmpl", PowerOn: true, Hostname: "w9"})
+		w := mustClone(t, ctx, c, tmpl, vcsim.CloneSpec{Name: "from-tmpl", PowerOn: true, Hostname: "w9"})
 		t2 := time.Now()
 
 		lin := mustLineage(t, ctx, c, LineageOptions{})
@@ -173,10 +174,10 @@ func vmArg(vm *object.VirtualMachine, name string) *types.VmEventArgument {
 
 func TestLineageDeployEventAndNewestWins(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		tmpl := mustCreate(t, ctx, c, SimVM{Name: "tmpl"})
-		other := mustCreate(t, ctx, c, SimVM{Name: "other"})
-		deployed := mustCreate(t, ctx, c, SimVM{Name: "deployed"})
-		recloned := mustCreate(t, ctx, c, SimVM{Name: "recloned"})
+		tmpl := mustCreate(t, ctx, c, vcsim.VM{Name: "tmpl"})
+		other := mustCreate(t, ctx, c, vcsim.VM{Name: "other"})
+		deployed := mustCreate(t, ctx, c, vcsim.VM{Name: "deployed"})
+		recloned := mustCreate(t, ctx, c, vcsim.VM{Name: "recloned"})
 
 		t0 := time.Now()
 		postEvent(t, ctx, c, &types.VmDeployedEvent{
@@ -214,11 +215,11 @@ func TestLineageDeployEventAndNewestWins(t *testing.T) {
 
 func TestLineageSince(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		src := mustCreate(t, ctx, c, SimVM{Name: "src"})
-		early := mustClone(t, ctx, c, src, SimClone{Name: "early"})
+		src := mustCreate(t, ctx, c, vcsim.VM{Name: "src"})
+		early := mustClone(t, ctx, c, src, vcsim.CloneSpec{Name: "early"})
 		time.Sleep(5 * time.Millisecond)
 		since := time.Now()
-		late := mustClone(t, ctx, c, src, SimClone{Name: "late"})
+		late := mustClone(t, ctx, c, src, vcsim.CloneSpec{Name: "late"})
 
 		lin := mustLineage(t, ctx, c, LineageOptions{Since: since})
 		if _, ok := lin[late.Reference().Value]; !ok || len(lin) != 1 {
@@ -229,10 +230,10 @@ func TestLineageSince(t *testing.T) {
 
 func TestLineagePagesPastTen(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		src := mustCreate(t, ctx, c, SimVM{Name: "src"})
+		src := mustCreate(t, ctx, c, vcsim.VM{Name: "src"})
 		want := map[string]bool{}
 		for i := range 30 {
-			cp := mustClone(t, ctx, c, src, SimClone{Name: fmt.Sprintf("copy-%02d", i)})
+			cp := mustClone(t, ctx, c, src, vcsim.CloneSpec{Name: fmt.Sprintf("copy-%02d", i)})
 			want[cp.Reference().Value] = true
 		}
 
@@ -292,7 +293,7 @@ func TestLineageScopedToRoot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp := mustClone(t, ctx, c, vm0, SimClone{Name: "dc0-copy"})
+		cp := mustClone(t, ctx, c, vm0, vcsim.CloneSpec{Name: "dc0-copy"})
 
 		lin, err := Lineage(ctx, c, dc1.Reference(), LineageOptions{})
 		if err != nil {
@@ -310,13 +311,13 @@ func TestLineageScopedToRoot(t *testing.T) {
 
 func TestLinkedCloneLineage(t *testing.T) {
 	simTest(t, nil, func(ctx context.Context, c *vim25.Client) {
-		base := mustCreate(t, ctx, c, SimVM{Name: "base", PowerOn: true})
+		base := mustCreate(t, ctx, c, vcsim.VM{Name: "base", PowerOn: true})
 		t0 := time.Now()
-		lc1 := mustClone(t, ctx, c, base, SimClone{Name: "lc1", Linked: true, PowerOn: true})
+		lc1 := mustClone(t, ctx, c, base, vcsim.CloneSpec{Name: "lc1", Linked: true, PowerOn: true})
 		t1 := time.Now()
-		lc2 := mustClone(t, ctx, c, lc1, SimClone{Name: "lc2", Linked: true})
-		full := mustClone(t, ctx, c, base, SimClone{Name: "full"})
-		if err := RenameSimVM(ctx, c, base.Reference(), "base-renamed"); err != nil {
+		lc2 := mustClone(t, ctx, c, lc1, vcsim.CloneSpec{Name: "lc2", Linked: true})
+		full := mustClone(t, ctx, c, base, vcsim.CloneSpec{Name: "full"})
+		if err := vcsim.Rename(ctx, c, base.Reference(), "base-renamed"); err != nil {
 			t.Fatal(err)
 		}
 

@@ -15,10 +15,10 @@ import (
 
 	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/config"
-	"github.com/vmreconcile/vmreconcile/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	swarmobs "github.com/vmreconcile/vmreconcile/swarm"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 func init() { register("demo", func() command { return &demo{} }) }
@@ -106,7 +106,7 @@ func (w *demoWorld) Close() {
 
 // demoVM is one VM of the story and, when it is a swarm node, how the manager sees it.
 type demoVM struct {
-	vsphere.SimVM
+	vcsim.VM
 	node bool // a swarm worker
 }
 
@@ -134,16 +134,16 @@ func startDemoWorld(ctx context.Context) (w *demoWorld, err error) {
 	w.vc = gc.Client
 
 	vms := []demoVM{
-		{SimVM: vsphere.SimVM{Name: "swarm-mgr-01", Folder: "swarm", NumCPU: 4, MemoryMB: 8192, Hostname: "swarm-mgr-01.corp.example", IP: "10.20.0.10", PowerOn: true, ToolsRunning: true}},
-		{SimVM: vsphere.SimVM{Name: "swarm-wk-01", Folder: "swarm", NumCPU: 8, MemoryMB: 16384, Hostname: "swarm-wk-01.corp.example", IP: "10.20.0.11", PowerOn: true, ToolsRunning: true}, node: true},
-		{SimVM: vsphere.SimVM{Name: "swarm-wk-02", Folder: "swarm", NumCPU: 8, MemoryMB: 16384, Hostname: "swarm-wk-02.corp.example", IP: "10.20.0.12", PowerOn: true, ToolsRunning: true}, node: true},
-		{SimVM: vsphere.SimVM{Name: "swarm-wk-03", Folder: "swarm", NumCPU: 8, MemoryMB: 16384, Hostname: "swarm-wk-03.corp.example", IP: "10.20.0.13", PowerOn: true, ToolsRunning: true}, node: true},
-		{SimVM: vsphere.SimVM{Name: "web-01", Folder: "apps", NumCPU: 2, MemoryMB: 4096, Hostname: "web-01.corp.example", IP: "10.30.0.21", PowerOn: true, ToolsRunning: true}},
-		{SimVM: vsphere.SimVM{Name: "db-01", Folder: "apps", NumCPU: 4, MemoryMB: 16384, Hostname: "db-01.corp.example", IP: "10.30.0.22", PowerOn: true, ToolsRunning: true}},
+		{VM: vcsim.VM{Name: "swarm-mgr-01", Folder: "swarm", NumCPU: 4, MemoryMB: 8192, Hostname: "swarm-mgr-01.corp.example", IP: "10.20.0.10", PowerOn: true, ToolsRunning: true}},
+		{VM: vcsim.VM{Name: "swarm-wk-01", Folder: "swarm", NumCPU: 8, MemoryMB: 16384, Hostname: "swarm-wk-01.corp.example", IP: "10.20.0.11", PowerOn: true, ToolsRunning: true}, node: true},
+		{VM: vcsim.VM{Name: "swarm-wk-02", Folder: "swarm", NumCPU: 8, MemoryMB: 16384, Hostname: "swarm-wk-02.corp.example", IP: "10.20.0.12", PowerOn: true, ToolsRunning: true}, node: true},
+		{VM: vcsim.VM{Name: "swarm-wk-03", Folder: "swarm", NumCPU: 8, MemoryMB: 16384, Hostname: "swarm-wk-03.corp.example", IP: "10.20.0.13", PowerOn: true, ToolsRunning: true}, node: true},
+		{VM: vcsim.VM{Name: "web-01", Folder: "apps", NumCPU: 2, MemoryMB: 4096, Hostname: "web-01.corp.example", IP: "10.30.0.21", PowerOn: true, ToolsRunning: true}},
+		{VM: vcsim.VM{Name: "db-01", Folder: "apps", NumCPU: 4, MemoryMB: 16384, Hostname: "db-01.corp.example", IP: "10.30.0.22", PowerOn: true, ToolsRunning: true}},
 	}
 	refs := map[string]types.ManagedObjectReference{}
 	for _, v := range vms {
-		vm, err := vsphere.CreateSimVM(ctx, w.vc, v.SimVM)
+		vm, err := vcsim.CreateVM(ctx, w.vc, v.VM)
 		if err != nil {
 			return nil, fmt.Errorf("create VM %s: %w", v.Name, err)
 		}
@@ -153,13 +153,13 @@ func startDemoWorld(ctx context.Context) (w *demoWorld, err error) {
 	// powered on (it booted with swarm-wk-03's disk and so its swarm state),
 	// and one still off.
 	wk3 := refs["swarm-wk-03"]
-	copies := []vsphere.SimClone{
+	copies := []vcsim.CloneSpec{
 		{Name: "k8s-node-template", Template: true},
 		{Name: "k8s-new-01", PowerOn: true, Hostname: "k8s-new-01.corp.example", IP: "10.20.0.51", NumCPU: 4, MemoryMB: 8192},
 		{Name: "k8s-new-02", NumCPU: 4, MemoryMB: 8192},
 	}
 	for _, c := range copies {
-		if _, err := vsphere.CloneSimVM(ctx, w.vc, wk3, c); err != nil {
+		if _, err := vcsim.Clone(ctx, w.vc, wk3, c); err != nil {
 			return nil, fmt.Errorf("clone %s: %w", c.Name, err)
 		}
 	}

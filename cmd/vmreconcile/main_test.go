@@ -20,7 +20,7 @@ import (
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
 
-	"github.com/vmreconcile/vmreconcile/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
@@ -97,7 +97,7 @@ func findingsOf(res reconcile.Result, kind string) []reconcile.Finding {
 
 // vcsim starts an in-process vCenter simulator with an empty datacenter and
 // returns its URL (with the simulator's credentials) and a client.
-func vcsim(t *testing.T) (*url.URL, *vim25.Client) {
+func startVCSim(t *testing.T) (*url.URL, *vim25.Client) {
 	t.Helper()
 	m := simulator.VPX()
 	m.Machine = 0
@@ -176,7 +176,7 @@ func TestDemoTable(t *testing.T) {
 // the fix, the usage exit code (2) or runtime (1), nothing on stdout, and no
 // secret.
 func TestBadInput(t *testing.T) {
-	u, _ := vcsim(t)
+	u, _ := startVCSim(t)
 	good := u.String()
 	badPass := *u
 	badPass.User = url.UserPassword("administrator@vsphere.local", "WrongPassw0rd!")

@@ -14,11 +14,11 @@ import (
 
 	"github.com/vmware/govmomi/object"
 
-	"github.com/vmreconcile/vmreconcile/dockersim"
 	"github.com/vmreconcile/vmreconcile/guest/guesttest"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/preclone"
 	"github.com/vmreconcile/vmreconcile/store"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // swarmDir writes a /var/lib/docker with swarm state and engine-id.
@@ -381,8 +381,8 @@ func powerOff(t *testing.T, ctx context.Context, vm *object.VirtualMachine) {
 // TestPrecloneConfigVCenter: with no -u or GOVC_URL, preclone finds its VMs
 // in the config file's vCenter; a powered-off VM never probed is UNVERIFIED.
 func TestPrecloneConfigVCenter(t *testing.T) {
-	u, c := vcsim(t)
-	if _, err := vsphere.CreateSimVM(context.Background(), c, vsphere.SimVM{Name: "golden-01", NumCPU: 2, MemoryMB: 2048}); err != nil {
+	u, c := startVCSim(t)
+	if _, err := vcsim.CreateVM(context.Background(), c, vcsim.VM{Name: "golden-01", NumCPU: 2, MemoryMB: 2048}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()

@@ -9,16 +9,16 @@ import (
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/swarmtest"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // simVMFor creates a powered-on VM in vcsim whose guest reports the engine's
 // hostname and address, as VMware Tools would inside the VM running it.
 func simVMFor(t *testing.T, c *vim25.Client, e *swarmtest.Engine, cpus int32) types.ManagedObjectReference {
 	t.Helper()
-	vm, err := vsphere.CreateSimVM(context.Background(), c, vsphere.SimVM{
+	vm, err := vcsim.CreateVM(context.Background(), c, vcsim.VM{
 		Name: e.Name, Folder: "swarm", NumCPU: cpus, MemoryMB: 4096,
 		Hostname: e.Name, IP: e.Addr, PowerOn: true, ToolsRunning: true,
 	})
@@ -38,7 +38,7 @@ func TestRealSwarmAudit(t *testing.T) {
 		Workers: []swarmtest.EngineOptions{{Hostname: "wk1"}},
 	})
 	wk := cl.Workers[0]
-	u, c := vcsim(t)
+	u, c := startVCSim(t)
 	simVMFor(t, c, cl.Manager, 2)
 	wkVM := simVMFor(t, c, wk, 2)
 	env := []string{"GOVC_URL=" + u.String(), "GOVC_INSECURE=1", "DOCKER_HOST=" + cl.Manager.Host}
@@ -67,7 +67,7 @@ func TestRealSwarmAudit(t *testing.T) {
 		if clone.NodeID != wk.NodeID {
 			t.Fatalf("clone node ID %s, worker %s", clone.NodeID, wk.NodeID)
 		}
-		if _, err := vsphere.CloneSimVM(context.Background(), c, wkVM, vsphere.SimClone{
+		if _, err := vcsim.Clone(context.Background(), c, wkVM, vcsim.CloneSpec{
 			Name: "wk1-clone", PowerOn: true, Hostname: clone.Name, IP: clone.Addr, NumCPU: 1,
 		}); err != nil {
 			t.Fatal(err)

@@ -25,9 +25,9 @@ import (
 
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/daemon"
-	"github.com/vmreconcile/vmreconcile/dockersim"
 	"github.com/vmreconcile/vmreconcile/guest"
 	"github.com/vmreconcile/vmreconcile/guest/guesttest"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"

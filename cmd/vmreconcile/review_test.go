@@ -9,16 +9,16 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmreconcile/vmreconcile/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // TestSessionNotPersisted: -persist-session is off by default (README), so
 // no vCenter session cookie is left in ~/.govmomi, and a later run with a
 // wrong password cannot ride on a cached session.
 func TestSessionNotPersisted(t *testing.T) {
-	u, _ := vcsim(t)
+	u, _ := startVCSim(t)
 	mgr := dockersim.New(dockersim.Options{})
 	if err := mgr.Start(); err != nil {
 		t.Fatal(err)
@@ -46,8 +46,8 @@ func TestSessionNotPersisted(t *testing.T) {
 // TestConfigDuplicateDatacenter: a datacenter listed twice (or as "DC0" and
 // "/DC0") is inventoried once; otherwise every VM was its own duplicate.
 func TestConfigDuplicateDatacenter(t *testing.T) {
-	u, c := vcsim(t)
-	if _, err := vsphere.CreateSimVM(context.Background(), c, vsphere.SimVM{Name: "wk-01", Hostname: "wk-01", IP: "10.0.0.11", PowerOn: true, ToolsRunning: true}); err != nil {
+	u, c := startVCSim(t)
+	if _, err := vcsim.CreateVM(context.Background(), c, vcsim.VM{Name: "wk-01", Hostname: "wk-01", IP: "10.0.0.11", PowerOn: true, ToolsRunning: true}); err != nil {
 		t.Fatal(err)
 	}
 	mgr := dockersim.New(dockersim.Options{})
@@ -89,8 +89,8 @@ func TestConfigDuplicateDatacenter(t *testing.T) {
 // TestPrecloneSearchFlag: -vm.ipath alone selects the VM (README:
 // "preclone -json -vm.ipath /DC0/vm/tmpl-ubuntu"); it was refused as "no VM".
 func TestPrecloneSearchFlag(t *testing.T) {
-	u, c := vcsim(t)
-	if _, err := vsphere.CreateSimVM(context.Background(), c, vsphere.SimVM{Name: "golden-01", PowerOn: false}); err != nil {
+	u, c := startVCSim(t)
+	if _, err := vcsim.CreateVM(context.Background(), c, vcsim.VM{Name: "golden-01", PowerOn: false}); err != nil {
 		t.Fatal(err)
 	}
 	store := filepath.Join(t.TempDir(), "state.db")

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmreconcile/vmreconcile/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // flappingWorld is the seed story at its smallest, for fast tests of the
@@ -19,13 +19,13 @@ import (
 // simulator and the shared node ID.
 func flappingWorld(t *testing.T) (*url.URL, *dockersim.Engine, string) {
 	t.Helper()
-	u, c := vcsim(t)
+	u, c := startVCSim(t)
 	ctx := context.Background()
-	wk, err := vsphere.CreateSimVM(ctx, c, vsphere.SimVM{Name: "wk-1", NumCPU: 4, MemoryMB: 8192, Hostname: "wk-1", IP: "10.1.0.11", PowerOn: true, ToolsRunning: true})
+	wk, err := vcsim.CreateVM(ctx, c, vcsim.VM{Name: "wk-1", NumCPU: 4, MemoryMB: 8192, Hostname: "wk-1", IP: "10.1.0.11", PowerOn: true, ToolsRunning: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vsphere.CloneSimVM(ctx, c, wk.Reference(), vsphere.SimClone{Name: "wk-1-clone", PowerOn: true, Hostname: "wk-1-clone", IP: "10.1.0.99"}); err != nil {
+	if _, err := vcsim.Clone(ctx, c, wk.Reference(), vcsim.CloneSpec{Name: "wk-1-clone", PowerOn: true, Hostname: "wk-1-clone", IP: "10.1.0.99"}); err != nil {
 		t.Fatal(err)
 	}
 	sim := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr-1"}})

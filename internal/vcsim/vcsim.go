@@ -1,4 +1,4 @@
-package vsphere
+package vcsim
 
 import (
 	"cmp"
@@ -27,12 +27,12 @@ import (
 //     given to CreateVM, ReconfigVM or in a CloneSpec's config, whatever the
 //     power state; nothing clears them on power off.
 //   - vcsim does not copy extraConfig on clone, so a clone shows no guest
-//     facts unless the CloneSpec sets them; SimClone does, the way a clone of
+//     facts unless the CloneSpec sets them; CloneSpec does, the way a clone of
 //     a running VM boots with the same disk and so the same hostname.
 //   - vcsim clones keep the source's NIC MACs, and always copy disks in full.
 
-// SimVM describes a VM for CreateSimVM.
-type SimVM struct {
+// VM describes a VM for CreateVM.
+type VM struct {
 	Name string
 	// Folder is a path under the first datacenter's VM folder ("swarm/prod");
 	// missing folders are created. Empty means the VM folder itself.
@@ -48,9 +48,9 @@ type SimVM struct {
 	ToolsRunning bool
 }
 
-// CreateSimVM creates a VM with one disk and one NIC in the first datacenter
+// CreateVM creates a VM with one disk and one NIC in the first datacenter
 // of a vcsim inventory, on its first compute resource and datastore.
-func CreateSimVM(ctx context.Context, c *vim25.Client, spec SimVM) (*object.VirtualMachine, error) {
+func CreateVM(ctx context.Context, c *vim25.Client, spec VM) (*object.VirtualMachine, error) {
 	finder, dc, err := simFinder(ctx, c)
 	if err != nil {
 		return nil, err
@@ -122,8 +122,8 @@ func CreateSimVM(ctx context.Context, c *vim25.Client, spec SimVM) (*object.Virt
 	return vm, nil
 }
 
-// SimClone describes a copy for CloneSimVM.
-type SimClone struct {
+// CloneSpec describes a copy for Clone.
+type CloneSpec struct {
 	Name string
 	// Template marks the copy as a template (it stays powered off).
 	Template bool
@@ -142,9 +142,9 @@ type SimClone struct {
 	Linked bool
 }
 
-// CloneSimVM clones src (a VM or template) into the source's folder. vcsim
+// Clone clones src (a VM or template) into the source's folder. vcsim
 // posts a VmClonedEvent for it, also when src is a template.
-func CloneSimVM(ctx context.Context, c *vim25.Client, src types.ManagedObjectReference, spec SimClone) (*object.VirtualMachine, error) {
+func Clone(ctx context.Context, c *vim25.Client, src types.ManagedObjectReference, spec CloneSpec) (*object.VirtualMachine, error) {
 	var s mo.VirtualMachine
 	err := property.DefaultCollector(c).RetrieveOne(ctx, src,
 		[]string{"parent", "resourcePool", "runtime.host", "guest", "config.hardware.device"}, &s)
@@ -206,8 +206,8 @@ func CloneSimVM(ctx context.Context, c *vim25.Client, src types.ManagedObjectRef
 	return vm, nil
 }
 
-// RenameSimVM renames a VM or template.
-func RenameSimVM(ctx context.Context, c *vim25.Client, ref types.ManagedObjectReference, name string) error {
+// Rename renames a VM or template.
+func Rename(ctx context.Context, c *vim25.Client, ref types.ManagedObjectReference, name string) error {
 	task, err := object.NewVirtualMachine(c, ref).Rename(ctx, name)
 	if err == nil {
 		err = task.Wait(ctx)
