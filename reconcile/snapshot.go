@@ -14,6 +14,8 @@ type Snapshot struct {
 	VCenters []string `json:"vcenters"`
 	VMs      []VM     `json:"vms"`
 	Swarms   []Swarm  `json:"swarms"`
+	// Kubernetes holds what was observed of each Kubernetes cluster.
+	Kubernetes []KubeCluster `json:"kubernetes,omitempty"`
 	// Guests holds what guest operations found inside VMs (audit -verify); empty otherwise.
 	Guests []GuestIdentity `json:"guests,omitempty"`
 }
@@ -133,6 +135,16 @@ type GuestIdentity struct {
 	DockerEnabled string `json:"docker_enabled,omitempty"`
 	DockerActive  string `json:"docker_active,omitempty"`
 	KubeletCreds  bool   `json:"kubelet_creds,omitempty"`
+	// KubeletNode is the Node name of the kubelet's client certificate
+	// (CN "system:node:NAME"), KubeletOrg its O ("system:nodes"), and
+	// KubeletServer the API server of /etc/kubernetes/kubelet.conf.
+	KubeletNode   string `json:"kubelet_node,omitempty"`
+	KubeletOrg    string `json:"kubelet_org,omitempty"`
+	KubeletServer string `json:"kubelet_server,omitempty"`
+	// KubeletEnabled and KubeletActive are "yes", "no" or "unknown"
+	// (kubelet.service at boot and now).
+	KubeletEnabled string `json:"kubelet_enabled,omitempty"`
+	KubeletActive  string `json:"kubelet_active,omitempty"`
 	// Hostname is the guest's kernel host name (uname -n), the name Docker
 	// reports to the swarm manager.
 	Hostname string `json:"hostname,omitempty"`
