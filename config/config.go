@@ -35,6 +35,9 @@ type Config struct {
 	Ready     Ready     `mapstructure:"ready"`
 	Log       Log       `mapstructure:"log"`
 	FailOn    string    `mapstructure:"fail_on"`
+	// Timeout bounds every network call to a source: a vCenter login or
+	// request, a manager's API call, a guest operation's request.
+	Timeout time.Duration `mapstructure:"timeout"`
 }
 
 // VCenter is one vCenter (or ESXi host) to inventory.
@@ -74,6 +77,9 @@ type Guest struct {
 	Logins      []GuestLogin  `mapstructure:"logins"`     // per VM pattern; first match wins
 	Concurrency int           `mapstructure:"concurrency"`
 	Timeout     time.Duration `mapstructure:"timeout"` // per VM
+	// LoginOverrides is set when Login came from the command line (-l or
+	// GOVC_GUEST_LOGIN): it then wins over the Logins patterns.
+	LoginOverrides bool `mapstructure:"-"`
 }
 
 // GuestLogin is a guest login for VMs whose name or inventory path matches Pattern.
@@ -158,12 +164,33 @@ func Default() Config {
 		Guest:     Guest{Concurrency: 4, Timeout: 2 * time.Minute},
 		Schedules: Schedules{Audit: "@every 10m", Lineage: "@every 1h", Prune: "@daily"},
 		Policy:    Policy{Remediate: "off", Action: "disable-docker", MaxActions: 1, MaxPercent: 10},
-		Store:     Store{Path: "/var/lib/vmreconcile/state.db", Retention: 30 * 24 * time.Hour},
+		Store:     Store{Path: DefaultStorePath(), Retention: 30 * 24 * time.Hour},
 		Listen:    "127.0.0.1:9477",
 		Ready:     Ready{MaxAge: 30 * time.Minute},
 		Log:       Log{Format: "text", Level: "info"},
 		FailOn:    "warning",
+		Timeout:   time.Minute,
 	}
+}
+
+// DefaultStorePath is the store of every command when neither -store nor
+// store.path says otherwise: systemd's $STATE_DIRECTORY/state.db for the
+// service, /var/lib/vmreconcile/state.db for root, else
+// $XDG_STATE_HOME/vmreconcile/state.db or ~/.local/state/vmreconcile/state.db.
+func DefaultStorePath() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" && filepath.IsAbs(d) && !strings.Contains(d, ":") {
+		return filepath.Join(d, "state.db")
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/vmreconcile/state.db"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "vmreconcile", "state.db")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "state", "vmreconcile", "state.db")
+	}
+	return filepath.Join(os.TempDir(), "vmreconcile-state.db")
 }
 
 // Error is a configuration error: the key, what is wrong with it and the fix.

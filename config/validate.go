@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 	"github.com/vmware/govmomi/vim25/soap"
@@ -134,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if err := ValidateFailOn(c.FailOn); err != nil {
 		return &Error{Key: "fail_on", Msg: err.Error()}
+	}
+	if c.Timeout <= 0 || c.Timeout > 24*time.Hour {
+		return &Error{Key: "timeout", Msg: fmt.Sprintf("%s is outside (0, 24h] (fix: e.g. 1m)", c.Timeout)}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -29,9 +30,12 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/vmreconcile/vmreconcile/audit"
 	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/guest"
 	"github.com/vmreconcile/vmreconcile/reconcile"
+	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"
 	"github.com/vmreconcile/vmreconcile/swarm"
 )
@@ -43,19 +47,6 @@ const (
 	JobPrune   = "prune"
 )
 
-// Remediator fixes findings (issue 3's remediation package implements it).
-// The daemon calls it after each successful audit that has findings, unless
-// policy.remediate is "off"; with "dry-run" dryRun is true and nothing may be
-// changed. It returns a one-line summary of what it did (or would do).
-// An error wrapping ErrRefused means it declined on purpose (limits, excluded
-// VMs, no clear original) and is counted as refused, not failed.
-type Remediator interface {
-	Remediate(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result, dryRun bool) (string, error)
-}
-
-// ErrRefused is what a Remediator wraps when it declines to act.
-var ErrRefused = errors.New("remediation refused")
-
 // Options configure a Daemon. Config and Store are required.
 type Options struct {
 	Config config.Config
@@ -64,9 +55,6 @@ type Options struct {
 	Store *store.Store
 	// Logger defaults to NewLogger(Config.Log, os.Stderr).
 	Logger *slog.Logger
-	// Remediator is nil when remediation is not wired: policy.remediate
-	// other than "off" is then logged once and ignored.
-	Remediator Remediator
 	// HTTPClient posts the webhooks; default: a client with no global timeout
 	// (each webhook has its own).
 	HTTPClient *http.Client
@@ -105,8 +93,11 @@ type Daemon struct {
 	alerts *alerter
 	now    func() time.Time
 
-	vcs []*vcSource
-	sws []*swarmSource
+	src *audit.Sources
+	// logins are the guest logins (policy remediation and its probes).
+	logins *guest.Logins
+	// runner remediates per policy.remediate; nil when it is off.
+	runner *remediate.Runner
 
 	// auditSem serialises audits (scheduled, detection-triggered, -once).
 	auditSem chan struct{}
@@ -123,7 +114,6 @@ type Daemon struct {
 	// vmCount is each vCenter's VM count in the last recorded run (see checkVanished).
 	vmCount    map[string]int
 	addr       string
-	remedyWarn sync.Once
 }
 
 // New validates the options and prepares a Daemon; nothing is contacted yet.
@@ -170,11 +160,16 @@ func New(opts Options) (*Daemon, error) {
 		openByNode: map[string]bool{},
 	}
 	d.jobSems[JobAudit] = d.auditSem
-	for _, vc := range cfg.VCenters {
-		d.vcs = append(d.vcs, newVCSource(vc))
+	d.src = audit.NewSources(cfg)
+	logins, err := guest.NewLogins(cfg.Guest, "guest.login")
+	if err != nil {
+		return nil, err
 	}
-	for _, sw := range cfg.Swarms {
-		d.sws = append(d.sws, newSwarmSource(sw))
+	d.logins = logins
+	if cfg.Policy.Remediate != "off" {
+		if d.runner, err = NewRunner(cfg, d.src, logins, opts.Store); err != nil {
+			return nil, err
+		}
 	}
 	d.alerts = newAlerter(cfg.Alerts.Webhooks, opts.HTTPClient, opts.AlertBackoff, d.st, d.m, d.log, d.now)
 	return d, nil
@@ -182,16 +177,7 @@ func New(opts Options) (*Daemon, error) {
 
 // Sources returns the labels of the configured sources ("vcenter HOST",
 // "swarm NAME"), as /readyz and the metrics name them.
-func (d *Daemon) Sources() []string {
-	var out []string
-	for _, v := range d.vcs {
-		out = append(out, v.label)
-	}
-	for _, s := range d.sws {
-		out = append(out, s.label)
-	}
-	return out
-}
+func (d *Daemon) Sources() []string { return d.src.Labels() }
 
 // Run runs the daemon until ctx is canceled: an audit at once, then the
 // schedules and the change streams. On cancellation it stops scheduling,
@@ -204,7 +190,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.m.up.Set(1)
 	defer d.m.up.Set(0)
-	d.log.Info("daemon starting", "vcenters", len(d.vcs), "swarms", len(d.sws), "webhooks", len(d.cfg.Alerts.Webhooks),
+	d.log.Info("daemon starting", "vcenters", len(d.src.VCenters()), "swarms", len(d.src.Swarms()), "webhooks", len(d.cfg.Alerts.Webhooks),
 		"audit", d.cfg.Schedules.Audit, "lineage", d.cfg.Schedules.Lineage, "prune", d.cfg.Schedules.Prune,
 		"store", d.st.Path(), "listen", d.listenAddr(srv), "remediate", d.cfg.Policy.Remediate)
 
@@ -248,11 +234,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	var wwg sync.WaitGroup
-	for _, s := range d.sws {
+	for _, s := range d.src.Swarms() {
 		wwg.Add(1)
 		go func() { defer wwg.Done(); d.watchSwarm(watchCtx, s) }()
 	}
-	for _, v := range d.vcs {
+	for _, v := range d.src.VCenters() {
 		wwg.Add(1)
 		go func() { defer wwg.Done(); d.watchVCenter(watchCtx, v) }()
 	}
@@ -311,14 +297,7 @@ func (d *Daemon) AuditNow(ctx context.Context) error {
 	return d.runLocked(ctx, JobAudit, d.auditSem, func(ctx context.Context) error { return d.audit(ctx, "manual", time.Time{}) }, true)
 }
 
-func (d *Daemon) closeSources() {
-	for _, v := range d.vcs {
-		v.close()
-	}
-	for _, s := range d.sws {
-		s.close()
-	}
-}
+func (d *Daemon) closeSources() { d.src.Close() }
 
 // scheduled wraps a job for cron: skip (and count) when the previous run of
 // the same job is still going.
@@ -379,32 +358,50 @@ func (d *Daemon) runJob(ctx context.Context, name string, fn func(context.Contex
 	return fn(ctx)
 }
 
-// audit is one audit run: collect, reconcile with the store's history,
-// record, alert, remediate. since, when set, is the first detected change the
-// event replay must cover.
+// audit is one audit run: the pipeline (collect, reconcile with the store's
+// history, guest probes when remediation may act), then record, alert,
+// remediate. since, when set, is the first detected change the event replay
+// must cover.
 func (d *Daemon) audit(ctx context.Context, trigger string, since time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.AuditTimeout)
 	defer cancel()
 	started := d.now()
 
-	vcs, sws, err := d.connect(ctx)
+	out, err := d.collect(ctx, started, since)
 	if err == nil {
-		obs := swarm.ObserveOptions{Lookback: d.cfg.Observe.Lookback, Window: d.cfg.Observe.Window, Interval: d.cfg.Observe.Interval}
-		obs.Lookback = detectionLookback(obs.Lookback, started, since)
-		var snap reconcile.Snapshot
-		snap, err = collect.Snapshot(ctx, vcs, sws, collect.Options{Observe: obs})
-		if err == nil {
-			err = d.checkVanished(ctx, snap)
-		}
-		if err == nil {
-			return d.record(ctx, trigger, started, snap)
-		}
+		err = d.checkVanished(ctx, out.Snapshot)
+	}
+	if err == nil {
+		return d.record(ctx, trigger, started, out)
 	}
 	d.sourceFailed(err)
 	if _, ferr := d.st.RecordFailure(context.WithoutCancel(ctx), started, d.now(), err); ferr != nil {
 		d.log.Error("cannot record the failed run", "err", ferr)
 	}
 	return err
+}
+
+// collect runs the pipeline once.
+func (d *Daemon) collect(ctx context.Context, started, since time.Time) (audit.Outcome, error) {
+	hist, err := d.st.History(ctx, started.Add(-d.historyWindow()))
+	if err != nil {
+		return audit.Outcome{}, err
+	}
+	obs := swarm.ObserveOptions{Lookback: d.cfg.Observe.Lookback, Window: d.cfg.Observe.Window, Interval: d.cfg.Observe.Interval}
+	obs.Lookback = detectionLookback(obs.Lookback, started, since)
+	opts := audit.Options{Observe: obs, History: hist, Lineage: d.knownLineage()}
+	if d.runner != nil && d.logins.Any() {
+		// Remediation may act on this run: confirm identities inside the
+		// guests first, so that what is recorded and alerted is exactly what
+		// remediation plans from.
+		opts.Probe = &audit.Probe{Logins: d.logins, Concurrency: d.cfg.Guest.Concurrency, Timeout: d.cfg.Guest.Timeout,
+			Keep: func(g reconcile.GuestIdentity) {
+				if g.Error == "" {
+					_ = d.st.SaveProbe(context.WithoutCancel(ctx), g)
+				}
+			}}
+	}
+	return audit.Run(ctx, d.src, opts)
 }
 
 // checkVanished refuses a collection in which a vCenter that had VMs in the
@@ -454,13 +451,8 @@ func detectionLookback(configured time.Duration, started, since time.Time) time.
 	return max(configured, min(started.Sub(since)+30*time.Second, maxDetectionLookback))
 }
 
-func (d *Daemon) record(ctx context.Context, trigger string, started time.Time, snap reconcile.Snapshot) error {
-	d.fillLineage(&snap)
-	hist, err := d.st.History(ctx, started.Add(-d.historyWindow()))
-	if err != nil {
-		return err
-	}
-	res := reconcile.Reconcile(snap, hist)
+func (d *Daemon) record(ctx context.Context, trigger string, started time.Time, out audit.Outcome) error {
+	snap, res := out.Snapshot, out.Result
 	diff, err := d.st.RecordRun(ctx, snap, res, started, d.now())
 	if err != nil {
 		return err
@@ -483,7 +475,7 @@ func (d *Daemon) record(ctx context.Context, trigger string, started time.Time, 
 		// Not the run's failure: the alerts stay pending and go out later.
 		d.log.Warn("some alerts not delivered; retrying after the next run", "err", oneLine(err.Error()))
 	}
-	d.remediate(ctx, snap, res)
+	d.remediate(ctx, out)
 	return nil
 }
 
@@ -496,20 +488,17 @@ func (d *Daemon) historyWindow() time.Duration {
 	return 10 * time.Minute
 }
 
-func (d *Daemon) remediate(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result) {
-	if d.cfg.Policy.Remediate == "off" || len(res.Findings) == 0 {
-		return
-	}
-	if d.opts.Remediator == nil {
-		d.remedyWarn.Do(func() {
-			d.log.Warn("policy.remediate is " + d.cfg.Policy.Remediate + " but remediation is not available in this build; findings are only reported")
-		})
+// remediate plans (and with policy.remediate on, applies) the remediation
+// of the run it is given: the same result that was recorded and alerted.
+func (d *Daemon) remediate(ctx context.Context, out audit.Outcome) {
+	if d.runner == nil || len(out.Result.Findings) == 0 {
 		return
 	}
 	dry := d.cfg.Policy.Remediate == "dry-run"
-	summary, err := d.opts.Remediator.Remediate(ctx, snap, res, dry)
+	summary, err := d.applyPolicy(ctx, out, dry)
+	var refused *remediate.Refused
 	switch {
-	case errors.Is(err, ErrRefused):
+	case errors.As(err, &refused):
 		d.m.actions.WithLabelValues("refused").Inc()
 		d.log.Warn("remediation refused", "reason", oneLine(err.Error()))
 	case err != nil:
@@ -526,28 +515,6 @@ func (d *Daemon) remediate(ctx context.Context, snap reconcile.Snapshot, res rec
 	}
 }
 
-// connect returns the sources of this run: every vCenter session (logging in
-// when needed) and, for each swarm, the first manager that answers.
-func (d *Daemon) connect(ctx context.Context) ([]collect.VCenter, []collect.Swarm, error) {
-	var vcs []collect.VCenter
-	for _, v := range d.vcs {
-		c, err := v.get(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		vcs = append(vcs, c)
-	}
-	var sws []collect.Swarm
-	for _, s := range d.sws {
-		_, cli, err := s.current(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		sws = append(sws, collect.Swarm{Name: s.name, Client: cli})
-	}
-	return vcs, sws, nil
-}
-
 // sourceFailed counts the error against its source and makes the next run
 // reconnect it.
 func (d *Daemon) sourceFailed(err error) {
@@ -559,16 +526,7 @@ func (d *Daemon) sourceFailed(err error) {
 	d.mu.Lock()
 	d.sourceErr[se.Source] = oneLine(se.Err.Error())
 	d.mu.Unlock()
-	for _, v := range d.vcs {
-		if v.label == se.Source {
-			v.reset()
-		}
-	}
-	for _, s := range d.sws {
-		if s.label == se.Source {
-			s.next()
-		}
-	}
+	d.src.Failed(err)
 }
 
 func (d *Daemon) sourcesOK(at time.Time) {
@@ -609,8 +567,8 @@ func (d *Daemon) refreshOpen(ctx context.Context) {
 // keep the lineage of VMs whose events vCenter has since dropped.
 func (d *Daemon) refreshLineage(ctx context.Context) error {
 	got := map[string]reconcile.Lineage{}
-	for _, v := range d.vcs {
-		vc, err := v.get(ctx)
+	for _, v := range d.src.VCenters() {
+		vc, err := v.Get(ctx, d.src.Timeout())
 		if err != nil {
 			d.sourceFailed(err)
 			return err
@@ -618,7 +576,7 @@ func (d *Daemon) refreshLineage(ctx context.Context) error {
 		for _, root := range vc.Roots {
 			lin, err := vsphereLineage(ctx, vc, root)
 			if err != nil {
-				err = &collect.SourceError{Source: v.label, Err: fmt.Errorf("clone events: %w", err)}
+				err = &collect.SourceError{Source: v.Label(), Err: fmt.Errorf("clone events: %w", err)}
 				d.sourceFailed(err)
 				return err
 			}
@@ -637,29 +595,11 @@ func (d *Daemon) refreshLineage(ctx context.Context) error {
 	return nil
 }
 
-// fillLineage gives VMs without lineage the lineage the lineage job found.
-func (d *Daemon) fillLineage(snap *reconcile.Snapshot) {
+// knownLineage is a copy of what the lineage job found.
+func (d *Daemon) knownLineage() map[string]reconcile.Lineage {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.lineage) == 0 {
-		return
-	}
-	names := map[string]string{}
-	for _, vm := range snap.VMs {
-		names[vm.VCenter+"\x00"+vm.Ref] = vm.Name
-	}
-	for i := range snap.VMs {
-		vm := &snap.VMs[i]
-		if vm.Lineage != nil {
-			continue
-		}
-		if l, ok := d.lineage[vm.VCenter+"\x00"+vm.Ref]; ok {
-			if n, ok := names[vm.VCenter+"\x00"+l.SourceRef]; ok {
-				l.SourceName = n
-			}
-			vm.Lineage = &l
-		}
-	}
+	return maps.Clone(d.lineage)
 }
 
 // prune is the prune job: drop what is older than store.retention.

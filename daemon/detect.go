@@ -13,6 +13,7 @@ import (
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vmreconcile/vmreconcile/audit"
 	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/vsphere"
@@ -137,25 +138,25 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // fails over to the next manager when the current one does not answer, re-lists
 // the nodes (changes missed while disconnected show up as name changes) and
 // replays the events it missed.
-func (d *Daemon) watchSwarm(ctx context.Context, s *swarmSource) {
+func (d *Daemon) watchSwarm(ctx context.Context, s *audit.SwarmSource) {
 	names := map[string]string{}
 	bo := backoff{min: d.opts.ReconnectMin, max: d.opts.ReconnectMax}
 	var since time.Time
 	connected := false
 	for ctx.Err() == nil {
-		host, cli, err := s.current(ctx)
+		host, cli, err := s.Current(ctx, d.src.Timeout())
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			d.m.apiErrors.WithLabelValues(s.label).Inc()
+			d.m.apiErrors.WithLabelValues(s.Label()).Inc()
 			delay := bo.next()
-			d.log.Warn("swarm event stream: no manager reachable", "swarm", s.name, "retry_in", delay, "err", oneLine(err.Error()))
+			d.log.Warn("swarm event stream: no manager reachable", "swarm", s.Label(), "retry_in", delay, "err", oneLine(err.Error()))
 			sleep(ctx, delay)
 			continue
 		}
 		if connected {
-			d.m.streamReconnects.WithLabelValues(s.label).Inc()
+			d.m.streamReconnects.WithLabelValues(s.Label()).Inc()
 		}
 		connected = true
 		nodes, err := cli.NodeList(ctx, dswarm.NodeListOptions{})
@@ -163,10 +164,10 @@ func (d *Daemon) watchSwarm(ctx context.Context, s *swarmSource) {
 			if ctx.Err() != nil {
 				return
 			}
-			d.m.apiErrors.WithLabelValues(s.label).Inc()
-			s.next()
+			d.m.apiErrors.WithLabelValues(s.Label()).Inc()
+			s.Next()
 			delay := bo.next()
-			d.log.Warn("swarm event stream: node list failed", "swarm", s.name, "host", host, "retry_in", delay, "err", oneLine(err.Error()))
+			d.log.Warn("swarm event stream: node list failed", "swarm", s.Label(), "host", host, "retry_in", delay, "err", oneLine(err.Error()))
 			sleep(ctx, delay)
 			continue
 		}
@@ -179,7 +180,7 @@ func (d *Daemon) watchSwarm(ctx context.Context, s *swarmSource) {
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		msgs, errs := cli.Events(sctx, opts)
-		d.log.Info("following swarm node events", "swarm", s.name, "host", host, "nodes", len(nodes))
+		d.log.Info("following swarm node events", "swarm", s.Label(), "host", host, "nodes", len(nodes))
 		start := time.Now()
 		err = func() error {
 			for {
@@ -215,11 +216,11 @@ func (d *Daemon) watchSwarm(ctx context.Context, s *swarmSource) {
 		if time.Since(start) > 30*time.Second {
 			bo.reset()
 		} else {
-			s.next() // a stream that dies at once: try the next manager first
+			s.Next() // a stream that dies at once: try the next manager first
 		}
-		d.m.apiErrors.WithLabelValues(s.label).Inc()
+		d.m.apiErrors.WithLabelValues(s.Label()).Inc()
 		delay := bo.next()
-		d.log.Warn("swarm event stream lost; reconnecting", "swarm", s.name, "host", host, "retry_in", delay, "err", errString(err))
+		d.log.Warn("swarm event stream lost; reconnecting", "swarm", s.Label(), "host", host, "retry_in", delay, "err", errString(err))
 		sleep(ctx, delay)
 	}
 }
@@ -255,13 +256,13 @@ var vmWatchProps = []string{"runtime.powerState", "guest.hostName"}
 // and triggers nothing; after a reconnect the first update set is compared
 // with the state known before, so that a clone or power-on that happened while
 // the stream was down still triggers (as the swarm watcher re-lists nodes).
-func (d *Daemon) watchVCenter(ctx context.Context, v *vcSource) {
+func (d *Daemon) watchVCenter(ctx context.Context, v *audit.VCenterSource) {
 	bo := backoff{min: d.opts.ReconnectMin, max: d.opts.ReconnectMax}
 	connected := false
 	st := &vmWatchState{known: map[string]vmState{}}
 	for ctx.Err() == nil {
 		if connected {
-			d.m.streamReconnects.WithLabelValues(v.label).Inc()
+			d.m.streamReconnects.WithLabelValues(v.Label()).Inc()
 		}
 		start := time.Now()
 		err := d.waitVMUpdates(ctx, v, &connected, st)
@@ -271,13 +272,13 @@ func (d *Daemon) watchVCenter(ctx context.Context, v *vcSource) {
 		if time.Since(start) > 30*time.Second {
 			bo.reset()
 		}
-		d.m.apiErrors.WithLabelValues(v.label).Inc()
+		d.m.apiErrors.WithLabelValues(v.Label()).Inc()
 		var se *collect.SourceError
 		if !errors.As(err, &se) {
-			v.reset() // the session may be what broke
+			v.Reset() // the session may be what broke
 		}
 		delay := bo.next()
-		d.log.Warn("vCenter change stream lost; reconnecting", "vcenter", v.host, "retry_in", delay, "err", errString(err))
+		d.log.Warn("vCenter change stream lost; reconnecting", "vcenter", v.Host(), "retry_in", delay, "err", errString(err))
 		sleep(ctx, delay)
 	}
 }
@@ -294,8 +295,8 @@ type vmWatchState struct {
 	synced bool               // a complete initial update set was received once
 }
 
-func (d *Daemon) waitVMUpdates(ctx context.Context, v *vcSource, connected *bool, st *vmWatchState) error {
-	vc, err := v.get(ctx)
+func (d *Daemon) waitVMUpdates(ctx context.Context, v *audit.VCenterSource, connected *bool, st *vmWatchState) error {
+	vc, err := v.Get(ctx, d.src.Timeout())
 	if err != nil {
 		return err
 	}
@@ -321,9 +322,12 @@ func (d *Daemon) waitVMUpdates(ctx context.Context, v *vcSource, connected *bool
 	for i := range filter.Spec.ObjectSet {
 		filter.Spec.ObjectSet[i].Skip = types.NewBool(true)
 	}
+	// Wait at most half the per-call deadline each time: a wait longer than
+	// the session's request timeout would be cut as a failure.
+	filter.Options = &types.WaitOptions{MaxWaitSeconds: types.NewInt32(int32(max(1, min(60, d.src.Timeout().Seconds()/2))))}
 	filter.Spec.PropSet = filter.Spec.PropSet[:1]
 	*connected = true
-	d.log.Info("following vCenter VM changes", "vcenter", v.host)
+	d.log.Info("following vCenter VM changes", "vcenter", v.Host())
 	// The initial update set is the current state; it lasts until an update
 	// set that is not truncated (a large inventory may come in several).
 	initial := true
@@ -363,7 +367,7 @@ func (d *Daemon) waitVMUpdates(ctx context.Context, v *vcSource, connected *bool
 				reason = "VM " + ref + " reports guest hostname " + cur.host
 			}
 			if reason != "" {
-				d.log.Info("vCenter change", "vcenter", v.host, "change", reason)
+				d.log.Info("vCenter change", "vcenter", v.Host(), "change", reason)
 				d.requestAudit(trigger{source: "vsphere", reason: reason, at: time.Now()})
 			}
 		}

@@ -277,7 +277,7 @@ func TestVCenterReconnectDiffsState(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.closeSources)
-	v := d.vcs[0]
+	v := d.src.VCenters()[0]
 	ws := &vmWatchState{known: map[string]vmState{}}
 	follow := func() (stop func()) {
 		ctx, cancel := context.WithCancel(t.Context())

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/session"
@@ -24,6 +25,9 @@ type ConnectOptions struct {
 	Insecure   bool
 	CACerts    string // PEM file of trusted CAs
 	KnownHosts string // govc-style known hosts file (host thumbprint pairs)
+	// Timeout bounds each request of the session (0: none). Connect itself
+	// is bounded by its context.
+	Timeout time.Duration
 }
 
 // Conn is a logged-in vCenter session.
@@ -51,6 +55,7 @@ func Connect(ctx context.Context, o ConnectOptions) (*Conn, error) {
 	}
 	u.User = nil
 	sc := soap.NewClient(u, o.Insecure)
+	sc.Timeout = o.Timeout
 	if o.CACerts != "" {
 		if err := sc.SetRootCAs(o.CACerts); err != nil {
 			return nil, fmt.Errorf("CA certificates %s: %w", o.CACerts, err)
@@ -72,8 +77,9 @@ func Connect(ctx context.Context, o ConnectOptions) (*Conn, error) {
 	return &Conn{Host: u.Hostname(), Client: c, mgr: mgr}, nil
 }
 
-// Logout ends the session; errors are ignored (the session times out anyway).
-func (c *Conn) Logout() { _ = c.mgr.Logout(context.Background()) }
+// Logout ends the session within ctx; errors are ignored (the session
+// times out anyway).
+func (c *Conn) Logout(ctx context.Context) { _ = c.mgr.Logout(ctx) }
 
 // Datacenters resolves datacenter names to morefs; no names means the root
 // folder (every datacenter). A name that matches nothing is an error that
