@@ -119,6 +119,13 @@ type Input struct {
 	SwarmErrors []string
 	// SourceGuest is the last known identity of the VM's lineage source, if any.
 	SourceGuest *reconcile.GuestIdentity
+	// SourceNodes are the swarm node IDs the VM's lineage source is the VM
+	// of in this run (the pipeline's matching), if any.
+	SourceNodes []string
+	// Findings are the run's findings that name this VM as a copy (not as
+	// the original): clone-of-swarm-node, template-carries-swarm-identity,
+	// shared-node-id.
+	Findings []reconcile.Finding
 	// Skip is true when the VM carries the vmreconcile.skip marker.
 	Skip bool
 	// Now is the time of the check (for ages).
@@ -548,6 +555,13 @@ func (c *checker) lineage() Check {
 	src := fmt.Sprintf("%s of %s (%s) on %s", l.Kind, orUnknown(l.SourceName), l.SourceRef, l.Time.UTC().Format(time.RFC3339))
 	ev := []string{"this VM is a " + src}
 	if c.g == nil {
+		// A copy of a swarm node VM holds that node's identity until it is
+		// proven generalized: the same conclusion the audit reaches.
+		if node, why := c.copyOfNode(); node != "" {
+			return Check{ID: id, Status: Fail, Summary: "a copy of swarm node " + node + "'s VM " + orUnknown(l.SourceName) + ", not proven generalized",
+				Evidence: append(ev, why),
+				Fix:      "treat it as that node until generalized: vmreconcile preclone -generalize-plan " + c.in.VM.Name + " " + orUnknown(l.SourceName) + " -apply (on a running copy), or probe it to prove it clean"}
+		}
 		return Check{ID: id, Status: Warn, Summary: "a copy itself; contents not verified", Evidence: ev, Fix: fixProbe}
 	}
 	g := c.g
@@ -571,6 +585,24 @@ func (c *checker) lineage() Check {
 			Evidence: ev, Fix: "generalize it (-generalize-plan " + c.in.VM.Name + " " + orUnknown(l.SourceName) + ")"}
 	}
 	return Check{ID: id, Status: Pass, Summary: "a copy, generalized", Evidence: ev}
+}
+
+// copyOfNode returns the node ID this VM's source holds, and how that is
+// known: a finding of the run, the source matched to a node, or the
+// source's last probe.
+func (c *checker) copyOfNode() (node, why string) {
+	for _, f := range c.in.Findings {
+		if f.NodeID != "" {
+			return f.NodeID, "the audit reports " + f.Kind + " for node " + f.NodeID + " naming this VM"
+		}
+	}
+	if len(c.in.SourceNodes) > 0 {
+		return c.in.SourceNodes[0], "its source is the VM of swarm node " + strings.Join(c.in.SourceNodes, ", ")
+	}
+	if sg := c.in.SourceGuest; sg != nil && sg.Error == "" && sg.NodeID != "" {
+		return sg.NodeID, "its source's last probe holds node " + sg.NodeID
+	}
+	return "", ""
 }
 
 func (c *checker) uuidAction() Check {

@@ -23,14 +23,7 @@ type daemonCmd struct {
 
 	fs  *flag.FlagSet
 	cfg config.Config
-
-	// remediator is set by the remediation wiring (issue 3); nil is off.
-	remediator daemon.Remediator
 }
-
-// daemonRemediator, when set (by the remediation package's wiring), lets the
-// daemon remediate when policy.remediate is dry-run or on.
-var daemonRemediator func(cfg config.Config) (daemon.Remediator, error)
 
 func (cmd *daemonCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file (YAML) [VMRECONCILE_CONFIG]")
@@ -68,12 +61,8 @@ func (cmd *daemonCmd) Process(ctx context.Context) error {
 	for _, wh := range cfg.Alerts.Webhooks {
 		addSecret(wh.Secret.Reveal())
 	}
-	if daemonRemediator != nil && cfg.Policy.Remediate != "off" {
-		r, err := daemonRemediator(cfg)
-		if err != nil {
-			return err
-		}
-		cmd.remediator = r
+	if len(cfg.Swarms) == 0 {
+		return usagef("no cluster to watch: the config has no swarms (fix: a swarms: entry with the managers' hosts; vcenters may be empty)")
 	}
 	cmd.cfg = cfg
 	return nil
@@ -117,15 +106,16 @@ func (cmd *daemonCmd) Run(ctx context.Context, args []string) error {
 	st, err := store.Open(cmd.cfg.Store.Path, store.Options{Exclusive: true})
 	if err != nil {
 		// A LockedError reads "store PATH is in use by another vmreconcile
-		// process (pid N)": a runtime condition, exit 1.
-		return err
+		// process (pid N)": a runtime condition, exit 1. An unusable path is
+		// a configuration problem: exit 2, so that systemd stops restarting.
+		return storeError(cmd.cfg.Store.Path, err)
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
 			log.Error("closing the store", "err", err)
 		}
 	}()
-	d, err := daemon.New(daemon.Options{Config: cmd.cfg, Store: st, Logger: log, Remediator: cmd.remediator})
+	d, err := daemon.New(daemon.Options{Config: cmd.cfg, Store: st, Logger: log})
 	if err != nil {
 		return err
 	}

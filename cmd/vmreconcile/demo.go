@@ -7,13 +7,12 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/docker/docker/client"
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/vmreconcile/vmreconcile/collect"
+	"github.com/vmreconcile/vmreconcile/audit"
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 	"github.com/vmreconcile/vmreconcile/internal/vcsim"
@@ -67,17 +66,23 @@ func (cmd *demo) Run(ctx context.Context, args []string) error {
 	}
 	defer w.Close()
 
-	a := auditRun{
-		vcenters: []collect.VCenter{{Name: "vcsim (simulated)", Client: w.vc, Roots: []types.ManagedObjectReference{w.vc.ServiceContent.RootFolder}}},
-		swarms:   []collect.Swarm{{Name: "dockersim (simulated)", Client: w.docker}},
-		observe:  swarmobs.ObserveOptions{Lookback: 15 * time.Minute, Window: cmd.observe, Interval: 500 * time.Millisecond},
-		failOn:   reconcile.Severity(cmd.failOn),
-		json:     cmd.json,
+	// The same pipeline as audit, through the same sources: the simulators
+	// listen on loopback like a real vCenter and manager would.
+	cfg := config.Default()
+	cfg.VCenters = []config.VCenter{w.vcenter}
+	cfg.Swarms = []config.Swarm{{Hosts: []string{w.sim.Host()}}}
+	src := audit.NewSources(cfg)
+	defer src.Close()
+	o, err := audit.Run(ctx, src, audit.Options{
+		Observe: swarmobs.ObserveOptions{Lookback: 15 * time.Minute, Window: cmd.observe, Interval: 500 * time.Millisecond},
+	})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return report(o.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn),
 		banner: "SIMULATED: embedded vCenter (govmomi vcsim) and Docker Engine API simulator.\n" +
 			"Nothing real was contacted. Story: swarm-wk-03 (a worker for months) was cloned\n" +
-			"while live; its clone k8s-new-01 booted with Docker enabled and the same swarm state.",
-	}
-	return a.execute(ctx)
+			"while live; its clone k8s-new-01 booted with Docker enabled and the same swarm state."})
 }
 
 // demoWorld is the running simulation.
@@ -86,13 +91,11 @@ type demoWorld struct {
 	server *simulator.Server
 	vc     *vim25.Client
 	sim    *dockersim.Engine
-	docker *client.Client
+	// vcenter is how the pipeline reaches the simulated vCenter.
+	vcenter config.VCenter
 }
 
 func (w *demoWorld) Close() {
-	if w.docker != nil {
-		w.docker.Close()
-	}
 	if w.sim != nil {
 		w.sim.Close()
 	}
@@ -127,6 +130,8 @@ func startDemoWorld(ctx context.Context) (w *demoWorld, err error) {
 	}
 	w.server = w.model.Service.NewServer()
 	u, _ := url.Parse(w.server.URL.String())
+	pass, _ := u.User.Password()
+	w.vcenter = config.VCenter{URL: u.Scheme + "://" + u.Host + "/sdk", Username: u.User.Username(), Password: config.Secret(pass), Insecure: true}
 	gc, err := govmomi.NewClient(ctx, u, true)
 	if err != nil {
 		return nil, err
@@ -198,10 +203,6 @@ func startDemoWorld(ctx context.Context) (w *demoWorld, err error) {
 		{Hostname: "swarm-wk-03.corp.example", NanoCPUs: 8e9, MemoryBytes: (16384 - 256) << 20, Addr: "10.20.0.13"},
 	}
 	if err := w.sim.Flap(ctx, ids["swarm-wk-03"], fight, 400*time.Millisecond); err != nil {
-		return nil, err
-	}
-	w.docker, err = client.NewClientWithOpts(client.WithHost(w.sim.Host()), client.WithAPIVersionNegotiation())
-	if err != nil {
 		return nil, err
 	}
 	return w, nil

@@ -13,7 +13,10 @@ import (
 	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vmreconcile/vmreconcile/audit"
+	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/swarm"
 )
 
 // Exit codes (README, "Exit codes").
@@ -93,7 +96,7 @@ func vcenterError(host string, err error) error {
 	)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("vcenter %s: timed out (fix: check the address and the network)", host)
+		return fmt.Errorf("vcenter %s: timed out: %s (fix: check the address and the network; -timeout or the config's timeout sets the deadline)", host, oneLine(err.Error()))
 	case errors.Is(err, context.Canceled):
 		return err
 	case fault.Is(err, &types.InvalidLogin{}), strings.Contains(err.Error(), "incorrect user name or password"):
@@ -111,11 +114,10 @@ func vcenterError(host string, err error) error {
 // configFix rewrites the fix of a vcenterError for vCenter i of the config
 // file: its fixes name the command line (-u, GOVC_PASSWORD, -k), which is
 // not where the failing value came from.
-func configFix(i int, err error) error {
+func configFix(key string, err error) error {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return err
 	}
-	key := fmt.Sprintf("vcenters[%d]", i)
 	msg := strings.NewReplacer(
 		"check -u, GOVC_USERNAME and GOVC_PASSWORD", "check "+key+".username and "+key+".password or password_file",
 		"-tls-ca-certs FILE, -tls-known-hosts FILE, or -k to skip verification", key+".tls_ca_certs, "+key+".tls_known_hosts, or "+key+".insecure: true",
@@ -125,4 +127,51 @@ func configFix(i int, err error) error {
 		return usagef("%s", msg)
 	}
 	return errors.New(msg)
+}
+
+// sourceError turns a pipeline error into one line naming the source and
+// the fix: the flags' names when the source came from flags, the config
+// file's keys otherwise.
+func sourceError(err error, fromFlags bool) error {
+	var (
+		se *collect.SourceError
+		le *audit.LoginError
+		de *audit.DatacenterError
+		ce *audit.ClientError
+	)
+	switch {
+	case err == nil, errors.Is(err, context.Canceled):
+		return err
+	case errors.As(err, &de):
+		if fromFlags {
+			return usagef("vcenter %s: %s (fix: -dc or GOVC_DATACENTER naming an existing datacenter)", le0(err), de.Error())
+		}
+		return usagef("vcenter %s: %s", le0(err), de.Error())
+	case errors.As(err, &le):
+		if fromFlags {
+			return vcenterError(le.Host, le.Err)
+		}
+		return configFix(le.Key, vcenterError(le.Host, le.Err))
+	case errors.As(err, &ce):
+		return usagef("%s (fix: DOCKER_CERT_PATH names a directory holding ca.pem, cert.pem and key.pem, such as an unzipped client bundle; DOCKER_TLS_VERIFY set verifies the manager with ca.pem)", oneLine(ce.Error()))
+	case errors.As(err, &se):
+		if swarm.IsNotManager(se.Err) {
+			// A worker (or a non-swarm engine) as -H, DOCKER_HOST or
+			// swarms[].hosts is bad input, not a runtime failure: exit 2.
+			return usagef("%s: %s (or DOCKER_HOST, or swarms[].hosts in the config)", se.Source, oneLine(se.Err.Error()))
+		}
+		if errors.Is(se.Err, context.DeadlineExceeded) || strings.Contains(se.Err.Error(), "Client.Timeout") || strings.Contains(se.Err.Error(), "timeout awaiting response headers") {
+			return fmt.Errorf("%s: timed out: %s (fix: check the address and the network; -timeout or the config's timeout sets the deadline)", se.Source, oneLine(se.Err.Error()))
+		}
+		return fmt.Errorf("%s: %s", se.Source, oneLine(se.Err.Error()))
+	}
+	return err
+}
+
+func le0(err error) string {
+	var le *audit.LoginError
+	if errors.As(err, &le) {
+		return le.Host
+	}
+	return "?"
 }

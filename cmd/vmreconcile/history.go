@@ -27,7 +27,7 @@ type historyCmd struct {
 }
 
 func (cmd *historyCmd) Register(ctx context.Context, f *flag.FlagSet) {
-	f.StringVar(&cmd.storePath, "store", "", "History store file (default: store.path of -config, else "+config.Default().Store.Path+")")
+	f.StringVar(&cmd.storePath, "store", "", "History store file (default: store.path of -config, else "+config.DefaultStorePath()+")")
 	f.StringVar(&cmd.configFile, "config", os.Getenv("VMRECONCILE_CONFIG"), "Config file to read store.path from [VMRECONCILE_CONFIG]")
 	f.BoolVar(&cmd.json, "json", false, "Print the timeline as JSON")
 	cmd.fs = f
@@ -53,19 +53,7 @@ Examples:
 }
 
 func (cmd *historyCmd) Run(ctx context.Context, args []string) error {
-	// Flags may follow the subject: "history wk-01 -json".
-	var subject []string
-	for len(args) > 0 {
-		if strings.HasPrefix(args[0], "-") {
-			if err := cmd.fs.Parse(args); err != nil {
-				return usagef("%s (fix: see 'vmreconcile history -h')", err)
-			}
-			args = cmd.fs.Args()
-			continue
-		}
-		subject = append(subject, args[0])
-		args = args[1:]
-	}
+	subject := args
 	if len(subject) != 1 {
 		return usagef("want one NODE or VM, got %d arguments (fix: vmreconcile history [-store PATH] [-json] NODE|VM)", len(subject))
 	}

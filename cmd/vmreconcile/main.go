@@ -66,38 +66,28 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintf(out.stderr, "vmreconcile: unknown command %q (fix: one of %s)\n", name, strings.Join(commandNames(), ", "))
 		return ExitUsage
 	}
-	// Before Register: govc's ClientFlag reads GOVC_PERSIST_SESSION when it
-	// registers -persist-session, so the default must be in place by then.
-	persistOff()
 	cmd := newCmd()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cmd.Register(ctx, fs)
-	badURL := guardURLFlag(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	rest, err := parseInterleaved(fs, args[1:])
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(out.stderr, name, cmd, fs)
 			return ExitOK
 		}
-		if *badURL {
-			// The flag package's message quotes the value, and url.Parse's
-			// quotes it again (or a piece of it, ":pa" of "user:pa/ss@h"):
-			// an unencoded password would be printed. Say what to do instead.
-			fmt.Fprintf(out.stderr, "vmreconcile %s: -u: %s\n", name, urlParseFix)
-			return ExitUsage
-		}
-		fmt.Fprintf(out.stderr, "vmreconcile %s: %s (fix: see 'vmreconcile %s -h')\n", name, redact(err.Error()), name)
+		fmt.Fprintf(out.stderr, "vmreconcile %s: %s (fix: see 'vmreconcile %s -h')\n", name, redact(oneLine(err.Error())), name)
 		return ExitUsage
 	}
-	err := cmd.Process(ctx)
+	err = cmd.Process(ctx)
 	if err == nil {
-		err = cmd.Run(ctx, fs.Args())
+		err = cmd.Run(ctx, rest)
 	}
-	return report(name, err)
+	return finish(name, err)
 }
 
-// report prints err as one line (secrets redacted) and returns its exit code.
-func report(name string, err error) int {
+// finish prints err as one line (secrets redacted) and returns its exit code.
+func finish(name string, err error) int {
 	if err == nil {
 		return ExitOK
 	}
@@ -110,51 +100,25 @@ func report(name string, err error) int {
 	return code
 }
 
-// urlParseFix is the message for a vCenter URL that does not parse; it never
-// quotes the URL, which may carry a password.
-const urlParseFix = "not a valid vCenter URL (value not shown: it may hold a password) (fix: https://user:pass@host/sdk with " +
-	"@ : / ? # % in the user name or password percent-encoded (%40 for @), or the password in GOVC_PASSWORD)"
-
-// guardURLFlag wraps govc's -u flag, if the command has one, and reports
-// through the returned bool that its value did not parse.
-func guardURLFlag(fs *flag.FlagSet) *bool {
-	failed := new(bool)
-	if f := fs.Lookup("u"); f != nil {
-		f.Value = &urlFlagGuard{Value: f.Value, failed: failed}
-	}
-	return failed
-}
-
-// urlFlagFailed reports whether fs's -u value did not parse (for commands
-// that parse flags again after their arguments).
-func urlFlagFailed(fs *flag.FlagSet) bool {
-	if f := fs.Lookup("u"); f != nil {
-		if g, ok := f.Value.(*urlFlagGuard); ok {
-			return *g.failed
+// parseInterleaved parses flags that may follow positional arguments
+// ("preclone wk-07 -apply", "history wk-01 -json"), as docker and kubectl
+// allow; "--" ends the flags. It returns the positional arguments.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
 		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
 	}
-	return false
-}
-
-type urlFlagGuard struct {
-	flag.Value
-	failed *bool
-}
-
-// String also works on the zero value, which flag.PrintDefaults makes.
-func (g *urlFlagGuard) String() string {
-	if g.Value == nil {
-		return ""
-	}
-	return g.Value.String()
-}
-
-func (g *urlFlagGuard) Set(s string) error {
-	if err := g.Value.Set(s); err != nil {
-		*g.failed = true
-		return errors.New("invalid URL")
-	}
-	return nil
 }
 
 func commandNames() []string {

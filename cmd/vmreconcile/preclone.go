@@ -2,31 +2,26 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/vmware/govmomi/cli/flags"
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/property"
-	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
-	"github.com/vmreconcile/vmreconcile/guest"
+	"github.com/vmreconcile/vmreconcile/audit"
+	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/preclone"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"
-	"github.com/vmreconcile/vmreconcile/swarm"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 func init() { register("preclone", func() command { return &precloneCmd{} }) }
@@ -34,35 +29,45 @@ func init() { register("preclone", func() command { return &precloneCmd{} }) }
 // precloneCmd is `vmreconcile preclone [flags] VM...`: is it safe to copy
 // these VMs, and the generalization plan of a copy.
 type precloneCmd struct {
-	*flags.SearchFlag
-	*commonFlag
+	settingsFlag
 
-	storePath string
-	target    string // -generalize-plan
-	apply     bool
-
-	fs *flag.FlagSet
+	search map[string]*string // govc's -vm.uuid, -vm.ipath, -vm.ip, -vm.dns
+	target string              // -generalize-plan
+	apply  bool
+	json   bool
 }
 
+var searchFlags = []string{"vm.uuid", "vm.ipath", "vm.ip", "vm.dns"}
+
 func (cmd *precloneCmd) Register(ctx context.Context, f *flag.FlagSet) {
-	cmd.SearchFlag, ctx = flags.NewSearchFlag(ctx, flags.SearchVirtualMachines)
-	cmd.SearchFlag.Register(ctx, f)
-	cmd.commonFlag = newCommonFlag(ctx, f)
-	f.StringVar(&cmd.storePath, "store", "", "Store file for guest probes and the journal, shared with remediate (default: store.path when a config is given, else $XDG_STATE_HOME/vmreconcile/state.db or ~/.local/state/vmreconcile/state.db)")
+	cmd.settingsFlag.Register(f)
+	cmd.search = map[string]*string{}
+	for _, n := range searchFlags {
+		cmd.search[n] = f.String(n, "", "Find the VM by "+strings.TrimPrefix(n, "vm.")+" (as govc)")
+	}
 	f.StringVar(&cmd.target, "generalize-plan", "", "Print the steps that make the COPY `TARGET` of the VM argument (its source) safe; run them on TARGET only")
 	f.BoolVar(&cmd.apply, "apply", false, "With -generalize-plan: run the steps in TARGET through guest operations (journaled; needs -l)")
-	cmd.fs = f
+	f.BoolVar(&cmd.json, "json", false, "Print the report as JSON")
 }
 
 func (cmd *precloneCmd) Process(ctx context.Context) error {
-	if err := cmd.commonFlag.process(ctx, cmd.OutputFlag); err != nil {
+	if err := cmd.settingsFlag.Process(); err != nil {
 		return err
 	}
 	if cmd.apply && cmd.target == "" {
 		return usagef("-apply needs -generalize-plan TARGET (fix: vmreconcile preclone -generalize-plan COPY SOURCE -apply)")
 	}
-	if cmd.apply && !cmd.guestFlag.hasLogin() {
+	if cmd.apply && !cmd.logins.Any() {
 		return usagef("-apply needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in -config)")
+	}
+	var given []string
+	for _, n := range searchFlags {
+		if *cmd.search[n] != "" {
+			given = append(given, "-"+n)
+		}
+	}
+	if len(given) > 1 {
+		return usagef("more than one search flag (%s) (fix: one of -vm.uuid, -vm.ipath, -vm.ip, -vm.dns)", strings.Join(given, ", "))
 	}
 	return nil
 }
@@ -77,10 +82,11 @@ For each VM (inventory path or name, or one of -vm.uuid, -vm.ipath, -vm.ip,
 (swarm-node.crt; FAIL when that node ID is live in a swarm read through -H),
 manager role (a copied manager must never start), whether the managers list
 the VM now, Docker enabled at boot, engine-id, /etc/machine-id, SSH host keys,
-kubelet credentials, cloud-init instance state, the VM's own clone lineage and
-extraConfig uuid.action = keep. A powered-on VM is probed through guest
-operations (-l) and the probe is stored; a powered-off VM or a template is
-judged from its last stored probe.
+kubelet credentials, cloud-init instance state, the VM's own clone lineage (a
+copy of a swarm node VM not proven generalized FAILs, as the audit reports it)
+and extraConfig uuid.action = keep. It runs the same pipeline as audit. A
+powered-on VM is probed through guest operations (-l) and the probe is stored;
+a powered-off VM or a template is judged from its last stored probe.
 
 Verdict: SAFE (no FAIL, nothing unknown), UNSAFE (a FAIL), UNVERIFIED (no
 probe, or a manager could not be read). Exit 0 safe, 3 unsafe, 4 unverified
@@ -93,22 +99,12 @@ cloud-init clean. -apply runs them in COPY through guest operations,
 journaled like remediate, then checks COPY again (exit code of that check).
 It refuses COPY when it is the source itself, the original of the source, a
 live swarm member not known to be a copy of the source, or carries the
-vmreconcile.skip custom attribute.
+vmreconcile.skip marker.
 
 Examples:
   vmreconcile preclone -l root:PASS -H tcp://mgr:2376 /DC0/vm/golden-01
   vmreconcile preclone -json -vm.ipath /DC0/vm/tmpl-ubuntu | jq .verdict
   vmreconcile preclone -l root:PASS -generalize-plan wk-07-copy wk-07 -apply`
-}
-
-// precloneVM is one VM being judged.
-type precloneVM struct {
-	obj        *object.VirtualMachine
-	vm         reconcile.VM
-	uuidAction string
-	guest      *reconcile.GuestIdentity
-	source     string // preclone.SourceLive, SourceStored
-	probeErr   string
 }
 
 // planOutput is the JSON document of -generalize-plan.
@@ -126,113 +122,345 @@ type appliedPlan struct {
 	Detail   string `json:"detail"`
 }
 
+// precloneRun is one preclone: the pipeline's outcome and what it needs
+// around it.
+type precloneRun struct {
+	cmd    *precloneCmd
+	src    *audit.Sources
+	st     *store.Store
+	vc     string // the vCenter's name
+	out    audit.Outcome
+	swErrs []string
+	now    time.Time
+	// named: VM arguments or a search flag were given (a copy named as its
+	// own source is generalized from itself).
+	named bool
+}
+
 func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
-	// Flags may follow the VMs: "preclone -generalize-plan COPY SOURCE -apply".
-	var vmArgs []string
-	for len(args) > 0 {
-		if strings.HasPrefix(args[0], "-") && args[0] != "-" {
-			if err := cmd.fs.Parse(args); err != nil {
-				if urlFlagFailed(cmd.fs) { // never quote the value: it may hold a password
-					return usagef("-u: %s", urlParseFix)
-				}
-				return usagef("%s (fix: see 'vmreconcile preclone -h')", err)
-			}
-			args = cmd.fs.Args()
-			continue
-		}
-		vmArgs = append(vmArgs, args[0])
-		args = args[1:]
-	}
-	args = vmArgs
-	if err := cmd.Process(ctx); err != nil { // again: flags after the VMs
-		return err
-	}
-	// Not SearchFlag.IsSet: it is only true after SearchFlag.Process, which
-	// runs below, so a lone -vm.uuid (-vm.ipath, ...) was refused as "no VM".
-	search := cmd.searchFlagGiven()
+	search := cmd.searchGiven()
 	if len(args) == 0 && search == "" && cmd.target == "" {
 		return usagef("no VM given (fix: vmreconcile preclone [flags] VM..., or -vm.uuid / -vm.ipath / -vm.ip / -vm.dns)")
 	}
 	if cmd.target != "" && len(args) > 1 {
 		return usagef("-generalize-plan takes one source VM, got %d (fix: vmreconcile preclone -generalize-plan COPY SOURCE)", len(args))
 	}
-	fromConfig := (cmd.ClientFlag.Session.URL == nil || cmd.ClientFlag.Session.URL.Host == "") && len(cmd.cfg.VCenters) > 0
-	note, err := cmd.govcFlagsFromConfig(cmd.fs, cmd.ClientFlag)
+	cfg := cmd.cfg
+	if len(cfg.VCenters) == 0 {
+		return usagef("preclone needs a vCenter (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk, or vcenters in -config)")
+	}
+	if len(cfg.VCenters) > 1 {
+		fmt.Fprintf(out.stderr, "vmreconcile preclone: using vCenter %s, the first of the config's %d (fix: -u to choose another)\n", hostOnly(cfg.VCenters[0].URL), len(cfg.VCenters))
+		cfg.VCenters = cfg.VCenters[:1]
+	}
+	st, err := openStore(cfg.Store.Path, false)
 	if err != nil {
 		return err
 	}
-	if note != "" {
-		fmt.Fprintln(out.stderr, "vmreconcile preclone: "+note)
-	}
-	if err := cmd.SearchFlag.Process(ctx); err != nil {
-		if strings.Contains(err.Error(), "search flag") {
-			return usagef("%s (fix: one of -vm.uuid, -vm.ipath, -vm.ip, -vm.dns, -vm.path)", err)
-		}
-		return usagef("%s (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk, or vcenters in -config)", err)
-	}
-	u := cmd.ClientFlag.Session.URL
-	if u == nil || u.Host == "" {
-		return usagef("no vCenter (fix: -u URL or GOVC_URL, e.g. https://user:pass@vcenter.example.com/sdk, or vcenters in -config)")
-	}
-	if p, ok := u.User.Password(); ok {
-		addSecret(p)
-	}
-	host := u.Hostname()
-	c, err := cmd.ClientFlag.Client()
+	defer st.Close()
+	src := audit.NewSources(cfg)
+	vcs, _, err := src.Connect(ctx)
 	if err != nil {
-		if fromConfig {
-			return configFix(0, vcenterError(host, err))
+		var se *collect.SourceError
+		if !errors.As(err, &se) || !strings.HasPrefix(se.Source, "swarm ") {
+			return sourceError(err, cmd.vcFromFlags)
 		}
-		return vcenterError(host, err)
+		// The managers are optional here: check without them.
+		cfg.Swarms = nil
+		src.Close()
+		src = audit.NewSources(cfg)
+		if vcs, _, err = src.Connect(ctx); err != nil {
+			src.Close()
+			return sourceError(err, cmd.vcFromFlags)
+		}
 	}
-	defer func() { _ = cmd.ClientFlag.Logout(context.Background()) }()
+	r := &precloneRun{cmd: cmd, src: src, st: st, vc: vcs[0].Name, named: len(args) > 0 || search != ""}
+	defer func() { r.src.Close() }()
+	sel, err := r.resolve(ctx, vcs[0].Client, args, search)
+	if err != nil {
+		return err
+	}
+	if err := r.pipeline(ctx, sel); err != nil {
+		return err
+	}
+	if cmd.target != "" {
+		return r.generalize(ctx, sel)
+	}
+	return r.check(ctx, sel)
+}
 
-	var objs []*object.VirtualMachine
-	if cmd.SearchFlag.IsSet() {
-		vms, err := cmd.SearchFlag.VirtualMachines(nil)
-		if err != nil {
-			return usagef("%s matches no VM: %s (fix: check the value; 'govc find / -type m' lists the VMs)", search, oneLine(err.Error()))
+// searchGiven returns the govc search flag given (`-vm.uuid "X"`), or "".
+func (cmd *precloneCmd) searchGiven() string {
+	for _, n := range searchFlags {
+		if v := *cmd.search[n]; v != "" {
+			return fmt.Sprintf("-%s %q", n, v)
 		}
-		objs = append(objs, vms...)
+	}
+	return ""
+}
+
+// resolve finds the VMs the arguments name, the govc way, and returns
+// their refs (-generalize-plan: the target first).
+func (r *precloneRun) resolve(ctx context.Context, c *vim25.Client, args []string, search string) ([]string, error) {
+	var refs []string
+	add := func(ref string) {
+		if !slices.Contains(refs, ref) {
+			refs = append(refs, ref)
+		}
+	}
+	finder := find.NewFinder(c, false)
+	if dcs := r.cmd.cfg.VCenters[0].Datacenters; len(dcs) == 1 {
+		dc, err := finder.Datacenter(ctx, dcs[0])
+		if err != nil {
+			return nil, usagef("datacenter %q not found (fix: -dc or GOVC_DATACENTER naming an existing datacenter)", dcs[0])
+		}
+		finder.SetDatacenter(dc)
+	} else if dc, err := finder.DefaultDatacenter(ctx); err == nil {
+		finder.SetDatacenter(dc)
+	}
+	if r.cmd.target != "" {
+		vms, err := findVMs(ctx, finder, r.cmd.target)
+		if err != nil {
+			return nil, err
+		}
+		if len(vms) != 1 {
+			return nil, usagef("-generalize-plan %q names %d VMs (fix: name exactly one copy)", r.cmd.target, len(vms))
+		}
+		add(vms[0].Reference().Value)
+	}
+	if search != "" {
+		ref, err := r.searchIndex(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if ref == "" {
+			return nil, usagef("%s matches no VM (fix: check the value; 'govc find / -type m' lists the VMs)", search)
+		}
+		add(ref)
 	}
 	for _, a := range args {
-		vms, err := cmd.findVMs(a)
+		vms, err := findVMs(ctx, finder, a)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		objs = append(objs, vms...)
+		for _, vm := range vms {
+			add(vm.Reference().Value)
+		}
 	}
-	objs = dedupe(objs)
+	return refs, nil
+}
 
-	st, err := store.Open(cmd.storeFile(cmd.storePath), store.Options{})
+func (r *precloneRun) searchIndex(ctx context.Context, c *vim25.Client) (string, error) {
+	si := object.NewSearchIndex(c)
+	var (
+		ref object.Reference
+		err error
+	)
+	s := r.cmd.search
+	switch {
+	case *s["vm.uuid"] != "":
+		ref, err = si.FindByUuid(ctx, nil, *s["vm.uuid"], true, nil)
+	case *s["vm.ipath"] != "":
+		ref, err = si.FindByInventoryPath(ctx, *s["vm.ipath"])
+	case *s["vm.ip"] != "":
+		ref, err = si.FindByIp(ctx, nil, *s["vm.ip"], true)
+	case *s["vm.dns"] != "":
+		ref, err = si.FindByDnsName(ctx, nil, *s["vm.dns"], true)
+	}
+	if err != nil {
+		return "", fmt.Errorf("vcenter %s: search: %s", r.vc, oneLine(err.Error()))
+	}
+	if ref == nil || ref.Reference().Type != "VirtualMachine" {
+		return "", nil
+	}
+	return ref.Reference().Value, nil
+}
+
+// findVMs resolves one argument the govc way (name, inventory path, glob).
+func findVMs(ctx context.Context, finder *find.Finder, arg string) ([]*object.VirtualMachine, error) {
+	vms, err := finder.VirtualMachineList(ctx, arg)
+	if err != nil {
+		var nf *find.NotFoundError
+		if errors.As(err, &nf) {
+			return nil, usagef("VM %q not found (fix: a VM name or inventory path, as govc ls shows it)", arg)
+		}
+		return nil, fmt.Errorf("finding VM %q: %s", arg, oneLine(err.Error()))
+	}
+	return vms, nil
+}
+
+// pipeline runs the audit pipeline with the store's history, probing the
+// selected VMs and their lineage sources (saved to the store).
+func (r *precloneRun) pipeline(ctx context.Context, sel []string) error {
+	r.now = time.Now().UTC()
+	hist, err := r.st.History(ctx, time.Time{})
 	if err != nil {
 		return fmt.Errorf("store: %s", oneLine(err.Error()))
 	}
-	defer st.Close()
-
-	sws, swErrs := cmd.observeSwarms(ctx)
-
-	if cmd.target != "" {
-		return cmd.generalize(ctx, c, st, objs, sws, swErrs, host)
+	probe := &audit.Probe{Logins: r.cmd.logins, Concurrency: r.cmd.cfg.Guest.Concurrency, Timeout: r.cmd.cfg.Guest.Timeout,
+		Select: func(snap reconcile.Snapshot, _ reconcile.Result) []reconcile.VM { return probeSet(snap, sel) },
+		Keep: func(g reconcile.GuestIdentity) {
+			if g.Error == "" {
+				if err := r.st.SaveProbe(ctx, g); err != nil {
+					fmt.Fprintf(out.stderr, "vmreconcile preclone: %s\n", oneLine(err.Error()))
+				}
+			}
+		}}
+	o, err := audit.Run(ctx, r.src, audit.Options{Observe: observeOptions(r.cmd.cfg), History: hist, Probe: probe, Progress: progress()})
+	clearProgress()
+	var se *collect.SourceError
+	if err != nil && errors.As(err, &se) && strings.HasPrefix(se.Source, "swarm ") {
+		// A manager that cannot be read makes membership unknown, not the
+		// check impossible: check without it, and say so.
+		r.swErrs = append(r.swErrs, strings.TrimPrefix(se.Source, "swarm ")+": "+oneLine(se.Err.Error()))
+		fmt.Fprintf(out.stderr, "vmreconcile preclone: %s\n", redact(oneLine(err.Error())))
+		cfg := r.cmd.cfg
+		cfg.VCenters, cfg.Swarms = cfg.VCenters[:1], nil
+		r.src.Close()
+		r.src = audit.NewSources(cfg)
+		o, err = audit.Run(ctx, r.src, audit.Options{History: hist, Probe: probe, Progress: progress()})
+		clearProgress()
 	}
-
-	vms, err := cmd.load(ctx, c, st, objs, host)
 	if err != nil {
-		return err
+		return sourceError(err, r.cmd.vcFromFlags)
 	}
-	cmd.probe(ctx, c, st, vms)
-	now := time.Now().UTC()
-	o := preclone.Output{CheckedAt: now, Swarms: swarmSources(sws, swErrs)}
-	for _, v := range vms {
-		r := preclone.Evaluate(cmd.input(ctx, st, v, vms, sws, swErrs, now))
-		o.VMs = append(o.VMs, r)
+	r.out = o
+	return nil
+}
+
+// probeSet is the selected VMs and their lineage sources that can be probed.
+func probeSet(snap reconcile.Snapshot, sel []string) []reconcile.VM {
+	want := map[string]bool{}
+	for _, v := range snap.VMs {
+		if slices.Contains(sel, v.Ref) {
+			want[v.Ref] = true
+			if v.Lineage != nil {
+				want[v.Lineage.SourceRef] = true
+			}
+		}
 	}
+	var vms []reconcile.VM
+	for _, v := range snap.VMs {
+		if want[v.Ref] && v.PoweredOn() && !v.Template {
+			vms = append(vms, v)
+		}
+	}
+	return vms
+}
+
+// vm is one VM of the run by ref.
+func (r *precloneRun) vm(ref string) (reconcile.VM, bool) {
+	for _, v := range r.out.Snapshot.VMs {
+		if v.Ref == ref && v.VCenter == r.vc {
+			return v, true
+		}
+	}
+	return reconcile.VM{}, false
+}
+
+// guestOf is the VM's identity: this run's probe, else the store's.
+func (r *precloneRun) guestOf(ctx context.Context, v reconcile.VM) (g *reconcile.GuestIdentity, source, probeErr string) {
+	for _, gi := range r.out.Snapshot.Guests {
+		if gi.VMRef == v.Ref && gi.VCenter == v.VCenter {
+			if gi.Error == "" {
+				return &gi, preclone.SourceLive, ""
+			}
+			probeErr = gi.Error
+		}
+	}
+	if probeErr == "" && !r.cmd.logins.Any() && v.PoweredOn() && !v.Template {
+		probeErr = "no guest login (-l, GOVC_GUEST_LOGIN)"
+	}
+	if sg, ok, err := r.st.LastProbe(ctx, v.Ref); err == nil && ok && sg.Error == "" {
+		return &sg, preclone.SourceStored, probeErr
+	}
+	if v.Template || !v.PoweredOn() {
+		what := "VM is " + strings.ToLower(strings.TrimPrefix(v.PowerState, "powered"))
+		if v.Template {
+			what = "template"
+		}
+		probeErr = what + " (guest operations need it running) and the store has no probe of it"
+	}
+	return nil, preclone.SourceNone, probeErr
+}
+
+// input is everything preclone.Evaluate weighs for one VM.
+func (r *precloneRun) input(ctx context.Context, v reconcile.VM) preclone.Input {
+	g, source, probeErr := r.guestOf(ctx, v)
+	in := preclone.Input{VM: v, Guest: g, GuestSource: source, ProbeError: probeErr,
+		UUIDAction: r.uuidAction(ctx, v), Swarms: r.out.Snapshot.Swarms, SwarmErrors: r.swErrs, Now: r.now}
+	if l := v.Lineage; l != nil {
+		if s, ok := r.vm(l.SourceRef); ok {
+			in.SourceGuest, _, _ = r.guestOf(ctx, s)
+			for _, st := range r.out.Result.VMs {
+				if st.VM.Ref == s.Ref && st.VM.VCenter == s.VCenter {
+					in.SourceNodes = st.NodeIDs
+				}
+			}
+		} else if sg, ok, err := r.st.LastProbe(ctx, l.SourceRef); err == nil && ok {
+			in.SourceGuest = &sg
+		}
+	}
+	for _, f := range r.out.Result.Findings {
+		switch f.Kind {
+		case reconcile.KindCloneOfSwarmNode, reconcile.KindTemplateCarriesSwarm, reconcile.KindSharedNodeID:
+			for i, ref := range f.VMRefs {
+				if ref == v.Ref && (i >= len(f.VMs) || f.VMs[i] != f.Original) {
+					in.Findings = append(in.Findings, f)
+				}
+			}
+		}
+	}
+	return in
+}
+
+// uuidAction reads the VM's extraConfig uuid.action (not part of the
+// inventory: it is read for the VMs being checked only).
+func (r *precloneRun) uuidAction(ctx context.Context, v reconcile.VM) string {
+	c := r.src.Client(v.VCenter)
+	if c == nil {
+		return ""
+	}
+	var m mo.VirtualMachine
+	ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: v.Ref}
+	if err := property.DefaultCollector(c).RetrieveOne(ctx, ref, []string{"config.extraConfig"}, &m); err != nil || m.Config == nil {
+		return ""
+	}
+	for _, ov := range m.Config.ExtraConfig {
+		if o := ov.GetOptionValue(); o != nil && strings.EqualFold(o.Key, "uuid.action") {
+			return fmt.Sprint(o.Value)
+		}
+	}
+	return ""
+}
+
+func (r *precloneRun) swarmSources() []preclone.SwarmSource {
+	out := []preclone.SwarmSource{}
+	for _, s := range r.out.Snapshot.Swarms {
+		out = append(out, preclone.SwarmSource{Endpoint: s.Endpoint, ClusterID: s.ClusterID, Nodes: len(s.Nodes)})
+	}
+	for _, e := range r.swErrs {
+		ep, msg, _ := strings.Cut(e, ": ")
+		out = append(out, preclone.SwarmSource{Endpoint: ep, Error: msg})
+	}
+	return out
+}
+
+// check is `preclone VM...`: every VM judged, the worst verdict's exit code.
+func (r *precloneRun) check(ctx context.Context, sel []string) error {
+	o := preclone.Output{CheckedAt: r.now, Swarms: r.swarmSources()}
 	var vs []preclone.Verdict
-	for _, r := range o.VMs {
-		vs = append(vs, r.Verdict)
+	for _, ref := range sel {
+		v, ok := r.vm(ref)
+		if !ok {
+			continue
+		}
+		rep := preclone.Evaluate(r.input(ctx, v))
+		o.VMs = append(o.VMs, rep)
+		vs = append(vs, rep.Verdict)
 	}
 	o.Verdict = preclone.Worst(vs...)
-	if cmd.OutputFlag.JSON {
+	if r.cmd.json {
 		if err := writeJSON(out.stdout, o); err != nil {
 			return err
 		}
@@ -240,16 +468,6 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 		preclone.WriteText(out.stdout, o, 100)
 	}
 	return verdictError(o.Verdict)
-}
-
-// searchFlagGiven returns the govc search flag given (`-vm.uuid "X"`), or "".
-func (cmd *precloneCmd) searchFlagGiven() string {
-	for _, name := range []string{"vm.uuid", "vm.ipath", "vm.ip", "vm.dns", "vm.path"} {
-		if f := cmd.fs.Lookup(name); f != nil && f.Value.String() != "" {
-			return fmt.Sprintf("-%s %q", name, f.Value.String())
-		}
-	}
-	return ""
 }
 
 func verdictError(v preclone.Verdict) error {
@@ -262,352 +480,124 @@ func verdictError(v preclone.Verdict) error {
 	return nil
 }
 
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
-
-// findVMs resolves one argument the govc way (name, inventory path, glob).
-func (cmd *precloneCmd) findVMs(arg string) ([]*object.VirtualMachine, error) {
-	finder, err := cmd.SearchFlag.Finder()
-	if err != nil {
-		return nil, usagef("%s (fix: -dc or GOVC_DATACENTER)", oneLine(err.Error()))
+// generalize is -generalize-plan TARGET [SOURCE] [-apply].
+func (r *precloneRun) generalize(ctx context.Context, sel []string) error {
+	target, ok := r.vm(sel[0])
+	if !ok {
+		return usagef("-generalize-plan %q is not in the inventory (fix: name a VM)", r.cmd.target)
 	}
-	vms, err := finder.VirtualMachineList(context.Background(), arg)
-	if err != nil {
-		var nf *find.NotFoundError
-		if errors.As(err, &nf) {
-			return nil, usagef("VM %q not found (fix: a VM name or inventory path, as govc ls shows it)", arg)
-		}
-		return nil, fmt.Errorf("finding VM %q: %s", arg, oneLine(err.Error()))
-	}
-	return vms, nil
-}
-
-func dedupe(objs []*object.VirtualMachine) []*object.VirtualMachine {
-	seen := map[string]bool{}
-	var out []*object.VirtualMachine
-	for _, o := range objs {
-		if !seen[o.Reference().Value] {
-			seen[o.Reference().Value] = true
-			out = append(out, o)
-		}
-	}
-	return out
-}
-
-// observeSwarms reads the managers of -H, DOCKER_HOST or the config (none
-// when no manager is given: preclone then does not check membership).
-func (cmd *precloneCmd) observeSwarms(ctx context.Context) ([]reconcile.Swarm, []string) {
-	if cmd.swarmFlag.host == "" && os.Getenv("DOCKER_HOST") == "" && len(cmd.cfg.Swarms) == 0 {
-		return nil, nil
-	}
-	srcs, err := cmd.swarmFlag.connect(ctx, cmd.cfg)
-	if err != nil {
-		return nil, []string{oneLine(err.Error())}
-	}
-	var (
-		sws  []reconcile.Swarm
-		errs []string
-	)
-	for _, s := range srcs {
-		sw, err := swarm.Observe(ctx, s.Client, cmd.swarmFlag.observeOptions(cmd.cfg))
-		if err != nil {
-			errs = append(errs, s.Name+": "+oneLine(err.Error()))
-			fmt.Fprintf(out.stderr, "vmreconcile preclone: swarm %s: %s\n", s.Name, redact(oneLine(err.Error())))
-			continue
-		}
-		if sw.Endpoint == "" {
-			sw.Endpoint = s.Name
-		}
-		sws = append(sws, sw)
-	}
-	return sws, errs
-}
-
-func swarmSources(sws []reconcile.Swarm, errs []string) []preclone.SwarmSource {
-	out := []preclone.SwarmSource{}
-	for _, s := range sws {
-		out = append(out, preclone.SwarmSource{Endpoint: s.Endpoint, ClusterID: s.ClusterID, Nodes: len(s.Nodes)})
-	}
-	for _, e := range errs {
-		ep, msg, _ := strings.Cut(e, ": ")
-		out = append(out, preclone.SwarmSource{Endpoint: ep, Error: msg})
-	}
-	return out
-}
-
-// load reads the VMs' properties (one property collect), extraConfig
-// uuid.action and lineage (vCenter events, else what the store kept).
-func (cmd *precloneCmd) load(ctx context.Context, c *vim25.Client, st *store.Store, objs []*object.VirtualMachine, vcenter string) ([]*precloneVM, error) {
-	if len(objs) == 0 {
-		return nil, nil
-	}
-	refs := make([]types.ManagedObjectReference, len(objs))
-	for i, o := range objs {
-		refs[i] = o.Reference()
-	}
-	var mos []mo.VirtualMachine
-	props := []string{"name", "config.template", "config.uuid", "config.instanceUuid", "config.extraConfig",
-		"runtime.powerState", "guest.toolsRunningStatus", "guest.hostName", "guest.ipAddress", "guest.net"}
-	if err := property.DefaultCollector(c).Retrieve(ctx, refs, props, &mos); err != nil {
-		return nil, fmt.Errorf("reading VMs: %s", oneLine(guest.Describe(err)))
-	}
-	byRef := map[string]mo.VirtualMachine{}
-	for _, m := range mos {
-		byRef[m.Self.Value] = m
-	}
-	hist, _ := st.History(ctx, time.Time{})
-	var out []*precloneVM
-	for _, o := range objs {
-		m := byRef[o.Reference().Value]
-		v := &precloneVM{obj: o}
-		v.vm = reconcile.VM{VCenter: vcenter, Name: m.Name, Path: o.InventoryPath, Ref: m.Self.Value,
-			PowerState: string(m.Runtime.PowerState)}
-		if v.vm.Path == "" {
-			v.vm.Path = m.Name
-		}
-		if cfg := m.Config; cfg != nil {
-			v.vm.Template, v.vm.BIOSUUID, v.vm.InstanceUUID = cfg.Template, cfg.Uuid, cfg.InstanceUuid
-			for _, ov := range cfg.ExtraConfig {
-				if o := ov.GetOptionValue(); o != nil && strings.EqualFold(o.Key, "uuid.action") {
-					v.uuidAction = fmt.Sprint(o.Value)
-				}
-			}
-		}
-		if g := m.Guest; g != nil {
-			v.vm.ToolsRunning = g.ToolsRunningStatus == string(types.VirtualMachineToolsRunningStatusGuestToolsRunning)
-			v.vm.GuestHostname = g.HostName
-			if g.IpAddress != "" {
-				v.vm.IPs = append(v.vm.IPs, g.IpAddress)
-			}
-			for _, n := range g.Net {
-				for _, ip := range n.IpAddress {
-					if ip != g.IpAddress {
-						v.vm.IPs = append(v.vm.IPs, ip)
-					}
-				}
-			}
-		}
-		lin, err := vsphere.Lineage(ctx, c, o.Reference(), vsphere.LineageOptions{})
-		if l, ok := lin[v.vm.Ref]; err == nil && ok {
-			v.vm.Lineage = &l
-		} else if l, ok := hist.Lineage[v.vm.Ref]; ok {
-			v.vm.Lineage = &l
-		}
-		if l := v.vm.Lineage; l != nil {
-			var src mo.ManagedEntity
-			if err := property.DefaultCollector(c).RetrieveOne(ctx, types.ManagedObjectReference{Type: "VirtualMachine", Value: l.SourceRef}, []string{"name"}, &src); err == nil {
-				l.SourceName = src.Name
-			}
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-// probe probes the powered-on VMs (not templates), saves good probes, and
-// falls back to the last stored probe for the others.
-func (cmd *precloneCmd) probe(ctx context.Context, c *vim25.Client, st *store.Store, vms []*precloneVM) {
-	var on []reconcile.VM
-	for _, v := range vms {
-		if v.vm.PoweredOn() && !v.vm.Template {
-			on = append(on, v.vm)
-		}
-	}
-	live := map[string]reconcile.GuestIdentity{}
-	if len(on) > 0 && cmd.guestFlag.hasLogin() {
-		for _, g := range guest.ProbeAll(ctx, c, on, cmd.guestFlag.authFor, cmd.guestFlag.concurrency, cmd.guestFlag.timeout) {
-			live[g.VMRef] = g
-		}
-	}
-	for _, v := range vms {
-		switch g, ok := live[v.vm.Ref]; {
-		case ok && g.Error == "":
-			v.guest, v.source = &g, preclone.SourceLive
-			if err := st.SaveProbe(ctx, g); err != nil {
-				fmt.Fprintf(out.stderr, "vmreconcile preclone: %s\n", oneLine(err.Error()))
-			}
-			continue
-		case ok:
-			v.probeErr = g.Error
-		case !cmd.guestFlag.hasLogin() && v.vm.PoweredOn() && !v.vm.Template:
-			v.probeErr = "no guest login (-l, GOVC_GUEST_LOGIN)"
-		}
-		if g, ok, err := st.LastProbe(ctx, v.vm.Ref); err == nil && ok && g.Error == "" {
-			v.guest, v.source = &g, preclone.SourceStored
-		} else if v.vm.Template || !v.vm.PoweredOn() {
-			what := "VM is " + strings.ToLower(strings.TrimPrefix(v.vm.PowerState, "powered"))
-			if v.vm.Template {
-				what = "template"
-			}
-			v.probeErr = what + " (guest operations need it running) and the store has no probe of it"
-		}
-	}
-}
-
-func (cmd *precloneCmd) input(ctx context.Context, st *store.Store, v *precloneVM, all []*precloneVM, sws []reconcile.Swarm, swErrs []string, now time.Time) preclone.Input {
-	in := preclone.Input{
-		VM: v.vm, Guest: v.guest, GuestSource: v.source, ProbeError: v.probeErr,
-		UUIDAction: v.uuidAction, Swarms: sws, SwarmErrors: swErrs, Now: now,
-	}
-	if l := v.vm.Lineage; l != nil {
-		for _, o := range all {
-			if o.vm.Ref == l.SourceRef && o.guest != nil {
-				in.SourceGuest = o.guest
-			}
-		}
-		if in.SourceGuest == nil {
-			if g, ok, err := st.LastProbe(ctx, l.SourceRef); err == nil && ok {
-				in.SourceGuest = &g
-			}
-		}
-	}
-	return in
-}
-
-// generalize is -generalize-plan TARGET [-apply].
-func (cmd *precloneCmd) generalize(ctx context.Context, c *vim25.Client, st *store.Store, sources []*object.VirtualMachine, sws []reconcile.Swarm, swErrs []string, vcenter string) error {
-	targets, err := cmd.findVMs(cmd.target)
-	if err != nil {
-		return err
-	}
-	if len(targets) != 1 {
-		return usagef("-generalize-plan %q names %d VMs (fix: name exactly one copy)", cmd.target, len(targets))
-	}
-	objs := append([]*object.VirtualMachine{targets[0]}, sources...)
-	vms, err := cmd.load(ctx, c, st, objs, vcenter)
-	if err != nil {
-		return err
-	}
-	target := vms[0]
-	var source *precloneVM
+	var source reconcile.VM
 	switch {
-	case len(vms) > 2:
-		return usagef("-generalize-plan takes one source VM, got %d (fix: vmreconcile preclone -generalize-plan COPY SOURCE)", len(vms)-1)
-	case len(vms) == 2:
-		source = vms[1]
-	case len(sources) == 1: // the target was given as its own source
-		source = vms[0]
-	case target.vm.Lineage != nil:
-		srcObj := object.NewVirtualMachine(c, types.ManagedObjectReference{Type: "VirtualMachine", Value: target.vm.Lineage.SourceRef})
-		more, err := cmd.load(ctx, c, st, []*object.VirtualMachine{srcObj}, vcenter)
-		if err != nil || len(more) == 0 || more[0].vm.Name == "" {
-			return usagef("the source of %s (%s) is gone from the inventory (fix: name the source VM)", target.vm.Name, target.vm.Lineage.SourceRef)
+	case len(sel) > 2:
+		return usagef("-generalize-plan takes one source VM, got %d (fix: vmreconcile preclone -generalize-plan COPY SOURCE)", len(sel)-1)
+	case len(sel) == 2:
+		source, _ = r.vm(sel[1])
+	case target.Lineage != nil:
+		if source, ok = r.vm(target.Lineage.SourceRef); !ok {
+			return usagef("the source of %s (%s) is gone from the inventory (fix: name the source VM)", target.Name, target.Lineage.SourceRef)
 		}
-		source = more[0]
 	default:
-		return usagef("no source VM for copy %s and no clone event names one (fix: vmreconcile preclone -generalize-plan %s SOURCE)", target.vm.Name, cmd.target)
+		// The copy named as its own source.
+		if r.named {
+			source = target
+			break
+		}
+		return usagef("no source VM for copy %s and no clone event names one (fix: vmreconcile preclone -generalize-plan %s SOURCE)", target.Name, r.cmd.target)
 	}
-	pair := []*precloneVM{target}
-	if source != target {
-		pair = append(pair, source)
-	}
-	cmd.probe(ctx, c, st, pair)
-
+	tg, tsrc, tErr := r.guestOf(ctx, target)
+	sg, _, _ := r.guestOf(ctx, source)
 	if why := preclone.RefuseTarget(preclone.TargetInput{
-		Target: target.vm, Source: source.vm, TargetGuest: target.guest, SourceGuest: source.guest, Swarms: sws,
+		Target: target, Source: source, TargetGuest: tg, SourceGuest: sg, Swarms: r.out.Snapshot.Swarms,
 	}); why != "" {
-		return usagef("refusing -generalize-plan %s: %s", target.vm.Name, why)
+		return usagef("refusing -generalize-plan %s: %s", target.Name, why)
 	}
-	now := time.Now().UTC()
-	plan := preclone.GeneralizePlan(target.vm, source.vm, now)
-	po := planOutput{Plan: plan, Swarms: swarmSources(sws, swErrs)}
-
-	if !cmd.apply {
-		if cmd.OutputFlag.JSON {
+	plan := preclone.GeneralizePlan(target, source, r.now)
+	po := planOutput{Plan: plan, Swarms: r.swarmSources()}
+	if !r.cmd.apply {
+		if r.cmd.json {
 			return writeJSON(out.stdout, po)
 		}
 		preclone.WritePlan(out.stdout, plan, 100)
 		fmt.Fprintf(out.stdout, "\nTo run these steps in %s through VMware Tools (no network needed):\n  vmreconcile preclone -l USER:PASS -generalize-plan %s %s -apply\n",
-			target.vm.Name, target.vm.Path, source.vm.Path)
+			target.Name, target.Path, source.Path)
 		return nil
 	}
-
-	// -apply: the same safety rules as remediate.
-	skip, err := remediate.SkipMarkers(ctx, c, []string{target.vm.Ref})
-	if err != nil {
-		return fmt.Errorf("%s", oneLine(err.Error()))
-	}
-	restFor := func(context.Context) (*rest.Client, func(), error) {
-		rc, err := cmd.ClientFlag.RestClient()
-		return rc, func() {}, err // logged out with the SOAP session
-	}
-	if w := skipTags(ctx, target.vm.VCenter, restFor, reconcile.Snapshot{VMs: []reconcile.VM{target.vm}}, []string{target.vm.Ref}, skip, false); w != "" {
-		fmt.Fprintln(out.stderr, "vmreconcile preclone: warning: "+w)
-	}
-	if why, ok := skip[target.vm.Ref]; ok {
-		return usagef("refusing -apply on %s: it carries the skip marker (%s)", target.vm.Name, why)
-	}
-	if target.source != preclone.SourceLive {
-		why := target.probeErr
-		if why == "" {
-			why = "no live probe"
+	if tsrc != preclone.SourceLive {
+		if tErr == "" {
+			tErr = "no live probe"
 		}
-		return usagef("cannot -apply on %s: %s (fix: power the copy on, NIC disconnected if you like, with VMware Tools running)", target.vm.Name, why)
+		return usagef("cannot -apply on %s: %s (fix: power the copy on, NIC disconnected if you like, with VMware Tools running)", target.Name, tErr)
 	}
-	if !cmd.OutputFlag.JSON {
-		preclone.WritePlan(out.stdout, plan, 100)
+	return r.apply(ctx, po, target, source)
+}
+
+// apply runs the generalization in the copy through the remediation
+// Runner (skip markers, root preflight, journal), then checks it again.
+func (r *precloneRun) apply(ctx context.Context, po planOutput, target, source reconcile.VM) error {
+	if !r.cmd.json {
+		preclone.WritePlan(out.stdout, po.Plan, 100)
 		fmt.Fprintln(out.stdout)
 	}
-	planID := "preclone-" + target.vm.Ref + "-" + now.Format("20060102T150405Z")
-	id, err := st.JournalIntent(ctx, store.JournalRecord{
-		PlanID: planID, VMRef: target.vm.Ref, VMName: target.vm.Name, Action: "generalize",
-		Reason: fmt.Sprintf("preclone -generalize-plan: copy of %s (%s)", source.vm.Name, source.vm.Ref),
-	})
-	if err != nil {
-		return fmt.Errorf("journal: %s (nothing done on %s)", oneLine(err.Error()), target.vm.Name)
-	}
-	rctx, cancel := context.WithTimeout(ctx, cmd.guestFlag.timeout)
-	code, stdout, stderr, rerr := guest.Run(rctx, c, target.obj, cmd.guestFlag.authFor(target.vm), plan.Script)
-	cancel()
-	ap := &appliedPlan{PlanID: planID, IntentID: id, Status: remediate.StatusDone}
+	runner := &remediate.Runner{Sessions: r.src, Auth: r.cmd.logins.For, Journal: r.st, GuestTimeout: r.cmd.cfg.Guest.Timeout}
+	planID := "preclone-" + target.Ref + "-" + r.now.Format("20060102T150405Z")
+	id, stdout, err := runner.Script(ctx, target, planID, "generalize",
+		fmt.Sprintf("preclone -generalize-plan: copy of %s (%s)", source.Name, source.Ref), po.Plan.Script)
+	var (
+		skipped *remediate.SkippedError
+		pre     *remediate.PreflightError
+	)
 	switch {
-	case rerr != nil:
-		ap.Status, ap.Detail = remediate.StatusFailed, guest.Describe(rerr)
-	case code != 0:
-		ap.Status, ap.Detail = remediate.StatusFailed, fmt.Sprintf("script exited %d: %s", code, oneLine(lastLines(string(stderr)+string(stdout), 2)))
-	default:
-		ap.Detail = oneLine(strings.ReplaceAll(strings.TrimSpace(string(stdout)), "\n", "; "))
+	case errors.As(err, &skipped):
+		for _, w := range skipped.Warnings {
+			fmt.Fprintln(out.stderr, "vmreconcile preclone: warning: "+redact(w))
+		}
+		return usagef("refusing -apply on %s: it carries the skip marker (%s)", target.Name, skipped.Why)
+	case errors.As(err, &pre):
+		return fmt.Errorf("nothing done: %s", redact(oneLine(pre.Error())))
+	case err != nil && id == 0:
+		return fmt.Errorf("%s", redact(oneLine(err.Error())))
 	}
-	ap.Detail = redact(ap.Detail) // guest output or error text, printed, journaled and in -json
-	jctx, jcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	jerr := st.JournalOutcome(jctx, id, ap.Status, ap.Detail)
-	jcancel()
+	ap := &appliedPlan{PlanID: planID, IntentID: id, Status: remediate.StatusDone, Detail: redact(oneLine(strings.ReplaceAll(strings.TrimSpace(stdout), "\n", "; ")))}
 	po.Applied = ap
-	if ap.Status != remediate.StatusDone {
-		if cmd.OutputFlag.JSON {
+	if err != nil {
+		ap.Status, ap.Detail = remediate.StatusFailed, redact(oneLine(err.Error()))
+		if r.cmd.json {
 			_ = writeJSON(out.stdout, po)
 		}
-		return fmt.Errorf("generalizing %s failed (journal intent #%d): %s", target.vm.Name, id, ap.Detail)
+		return fmt.Errorf("generalizing %s failed (journal intent #%d): %s", target.Name, id, ap.Detail)
 	}
-	if jerr != nil {
-		fmt.Fprintf(out.stderr, "vmreconcile preclone: journal: %s\n", oneLine(jerr.Error()))
+	// Check the copy again: probe it now.
+	probe := &audit.Probe{Logins: r.cmd.logins, Concurrency: 1, Timeout: r.cmd.cfg.Guest.Timeout}
+	fresh := audit.ProbeVMs(ctx, r.src, probe, []reconcile.VM{target})
+	guests := r.out.Snapshot.Guests[:0:0]
+	for _, g := range r.out.Snapshot.Guests {
+		if g.VMRef != target.Ref {
+			guests = append(guests, g)
+		}
 	}
-
-	// Check the copy again.
-	target.guest, target.source, target.probeErr = nil, "", ""
-	cmd.probe(ctx, c, st, []*precloneVM{target})
-	r := preclone.Evaluate(cmd.input(ctx, st, target, pair, sws, swErrs, time.Now().UTC()))
-	po.Recheck = &r
-	if cmd.OutputFlag.JSON {
+	r.out.Snapshot.Guests = append(guests, fresh...)
+	for _, g := range fresh {
+		if g.Error == "" {
+			_ = r.st.SaveProbe(ctx, g)
+		}
+	}
+	// The findings of the run named the copy before it was generalized.
+	r.out.Result = reconcile.Reconcile(r.out.Snapshot, reconcile.History{})
+	rep := preclone.Evaluate(r.input(ctx, target))
+	po.Recheck = &rep
+	if r.cmd.json {
 		if err := writeJSON(out.stdout, po); err != nil {
 			return err
 		}
 	} else {
 		fmt.Fprintf(out.stdout, "Applied to %s: %s (journal plan %s, intent #%d)\n\nRe-check of %s:\n",
-			target.vm.Name, lastLines(string(stdout), 1), planID, id, target.vm.Name)
-		preclone.WriteText(out.stdout, preclone.Output{VMs: []preclone.Report{r}, Verdict: r.Verdict}, 100)
+			target.Name, lastLine(stdout), planID, id, target.Name)
+		preclone.WriteText(out.stdout, preclone.Output{VMs: []preclone.Report{rep}, Verdict: rep.Verdict}, 100)
 	}
-	return verdictError(r.Verdict)
+	return verdictError(rep.Verdict)
 }
 
-func lastLines(s string, n int) string {
+func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " ")
+	return lines[len(lines)-1]
 }

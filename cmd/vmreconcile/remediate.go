@@ -7,25 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/vmware/govmomi/cli/flags"
-	"github.com/vmware/govmomi/vapi/rest"
-	"github.com/vmware/govmomi/vim25"
-	"github.com/vmware/govmomi/vim25/types"
-
-	"github.com/vmreconcile/vmreconcile/collect"
-	"github.com/vmreconcile/vmreconcile/config"
-	"github.com/vmreconcile/vmreconcile/daemon"
-	"github.com/vmreconcile/vmreconcile/reconcile"
+	"github.com/vmreconcile/vmreconcile/audit"
 	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"
-	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 func init() { register("remediate", func() command { return &remediateCmd{} }) }
@@ -33,8 +22,7 @@ func init() { register("remediate", func() command { return &remediateCmd{} }) }
 // remediateCmd is `vmreconcile remediate`: plan (default) or apply the
 // remediation of VMs that impersonate a swarm node.
 type remediateCmd struct {
-	*flags.DatacenterFlag
-	*commonFlag
+	settingsFlag
 
 	apply           bool
 	out             string
@@ -44,13 +32,10 @@ type remediateCmd struct {
 	maxActions      int
 	maxPercent      float64
 	shutdownTimeout time.Duration
-	storePath       string
 	noTags          bool
 	verify          bool
+	json            bool
 
-	fs       *flag.FlagSet
-	set      map[string]bool
-	cfg      config.Config
 	settings remediate.Settings
 }
 
@@ -61,9 +46,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
-	cmd.DatacenterFlag, ctx = flags.NewDatacenterFlag(ctx)
-	cmd.DatacenterFlag.Register(ctx, f)
-	cmd.commonFlag = newCommonFlag(ctx, f)
+	cmd.settingsFlag.Register(f)
 	f.BoolVar(&cmd.apply, "apply", false, "Execute the plan (default: print it and change nothing); 'remediate -apply FILE' executes a plan saved with -out")
 	f.StringVar(&cmd.out, "out", "", "Save the plan to FILE (JSON, with a fingerprint of what it was computed from)")
 	f.Var(&cmd.vms, "vm", "Act on this VM (name, inventory path or glob; repeatable) instead of the impostors the findings name")
@@ -73,30 +56,21 @@ func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	f.Float64Var(&cmd.maxPercent, "max-percent", 0, "Do nothing when more than this percentage of the inventory's VMs qualify (default 10; policy.max_percent)")
 	f.DurationVar(&cmd.shutdownTimeout, "shutdown-timeout", 2*time.Minute, "power-off: wait this long for the guest to shut down before powering off hard")
 	f.BoolVar(&cmd.noTags, "no-tags", false, "Do not read vSphere tags: only the "+remediate.SkipMarker+" custom attribute marks a VM to skip (by default a VM whose tags cannot be read is left alone)")
-	f.StringVar(&cmd.storePath, "store", "", "Journal store file (default: store.path when a config is given, else $XDG_STATE_HOME/vmreconcile/state.db or ~/.local/state/vmreconcile/state.db)")
 	f.BoolVar(&cmd.verify, "verify", true, "Probe the guests of the VMs around swarm nodes (guest operations, read only, as audit -verify) to confirm shared node IDs, when a guest login is available")
-	cmd.fs = f
+	f.BoolVar(&cmd.json, "json", false, "Print the plan (and outcomes) as JSON")
 }
 
+// Process resolves the settings: flags over the config's policy section.
 func (cmd *remediateCmd) Process(ctx context.Context) error {
-	cmd.set = map[string]bool{}
-	cmd.fs.Visit(func(f *flag.Flag) { cmd.set[f.Name] = true })
-	if err := cmd.commonFlag.process(ctx, cmd.OutputFlag); err != nil {
+	if err := cmd.settingsFlag.Process(); err != nil {
 		return err
 	}
-	cfg := cmd.cfg
 	if cmd.shutdownTimeout <= 0 {
 		return usagef("-shutdown-timeout %s must be positive (fix: e.g. 2m)", cmd.shutdownTimeout)
 	}
-
-	s := remediate.Settings{
-		Action:         cfg.Policy.Action,
-		ForgetIdentity: cmd.forget,
-		Select:         cmd.vms,
-		Exclude:        cfg.Policy.Exclude,
-		MaxActions:     cfg.Policy.MaxActions,
-		MaxPercent:     cfg.Policy.MaxPercent,
-	}
+	pol := cmd.cfg.Policy
+	s := remediate.Settings{Action: pol.Action, ForgetIdentity: cmd.forget, Select: cmd.vms, Exclude: pol.Exclude,
+		MaxActions: pol.MaxActions, MaxPercent: pol.MaxPercent}
 	if cmd.set["action"] {
 		s.Action = cmd.action
 	}
@@ -124,14 +98,16 @@ func (cmd *remediateCmd) Usage() string { return "[-apply [FILE]]" }
 func (cmd *remediateCmd) Description() string {
 	return `Plan, and with -apply execute, the remediation of VMs that impersonate a swarm node.
 
-Collects as audit does (and, with a guest login, probes the guests of the
-VMs around swarm nodes, as audit -verify, to confirm shared node IDs), then plans an action for every VM
-a finding names as an impostor: every VM of a shared-node-id finding but its
-original, the clone of a clone-of-swarm-node finding. -vm NAME (repeatable,
-globs allowed) acts on the named VMs instead.
+Runs the audit pipeline (and, with a guest login, probes the guests of the
+VMs around swarm nodes, as audit -verify, to confirm shared node IDs), then
+plans an action for every VM a finding names as an impostor: every VM of a
+shared-node-id finding but its original, the clone of a clone-of-swarm-node
+finding. -vm NAME (repeatable, globs allowed) acts on the named VMs instead.
+The config file's policy section (action, exclude, max_actions, max_percent)
+applies; flags win over it.
 
 Never touched: a finding's original, templates (the manual fix is printed),
-VMs whose custom attribute vmreconcile.skip is set, VMs matching
+VMs whose custom attribute or tag vmreconcile.skip is set, VMs matching
 policy.exclude. When more VMs qualify than -max-actions or -max-percent of the
 inventory allow, NOTHING is done (exit 3). Never runs 'docker node rm': a
 removed node ID is blacklisted, which would lock the original out too.
@@ -169,125 +145,113 @@ type remediateReport struct {
 }
 
 func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
-	var saved *remediate.Plan
-	switch {
-	case len(args) > 1:
-		return usagef("unexpected argument %q (fix: remediate takes at most one plan FILE, with -apply)", args[1])
-	case len(args) == 1 && !cmd.apply:
-		return usagef("plan file %q given without -apply (fix: vmreconcile remediate -apply %s)", args[0], args[0])
-	case len(args) == 1:
-		for _, f := range []string{"vm", "action", "forget-identity", "max-actions", "max-percent", "out"} {
-			if cmd.set[f] {
-				return usagef("-%s cannot be combined with a saved plan (fix: the plan file fixes what is done; compute a new plan instead)", f)
-			}
-		}
-		p, err := readPlan(args[0])
-		if err != nil {
-			return err
-		}
-		saved = &p
-		cmd.settings = p.Settings
-		cmd.settings.Exclude = cmd.cfg.Policy.Exclude // the current excludes apply
+	saved, err := cmd.savedPlan(args)
+	if err != nil {
+		return err
 	}
-	if cmd.apply && cmd.settings.Action == remediate.ActionDisableDocker && !cmd.guestFlag.hasLogin() {
+	if len(cmd.cfg.VCenters) == 0 {
+		return usagef("remediate acts through vSphere and no vCenter is given (fix: -u URL or GOVC_URL, or vcenters in -config)")
+	}
+	if cmd.apply && cmd.settings.Action == remediate.ActionDisableDocker && !cmd.logins.Any() {
 		return usagef("disable-docker needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in the config)")
 	}
-
-	a := &audit{DatacenterFlag: cmd.DatacenterFlag, commonFlag: cmd.commonFlag}
-	vcs, sws, logout, err := a.connect(ctx)
+	src := audit.NewSources(cmd.cfg)
+	defer src.Close()
+	opts := audit.Options{Observe: observeOptions(cmd.cfg), Progress: progress()}
+	if cmd.verify {
+		opts.Probe = &audit.Probe{Logins: cmd.logins, Concurrency: cmd.cfg.Guest.Concurrency, Timeout: cmd.cfg.Guest.Timeout}
+	}
+	o, err := audit.Run(ctx, src, opts)
+	clearProgress()
 	if err != nil {
-		return err
+		return sourceError(err, cmd.vcFromFlags)
 	}
-	defer logout()
-	snap, err := collect.Snapshot(ctx, vcs, sws, collect.Options{Observe: cmd.swarmFlag.observeOptions(cmd.cfg), Progress: progress()})
-	if err != nil {
-		return sourceError(err)
-	}
-	clients := map[string]*vim25.Client{}
-	for _, vc := range vcs {
-		clients[vc.Name] = vc.Client
-	}
-	clientFor := func(v remediate.VMInfo) *vim25.Client { return clients[v.VCenter] }
-
-	res := reconcile.Reconcile(snap, reconcile.History{})
-	if cmd.verify && cmd.guestFlag.hasLogin() {
-		v := verifier{clients: clients, guest: cmd.guestFlag}
-		snap.Guests = v.probe(ctx, snap, res)
-		res = reconcile.Reconcile(snap, reconcile.History{})
-	}
-
-	cands, err := remediate.Candidates(snap, res, cmd.settings)
-	if err != nil {
-		return planError(err)
-	}
-	skip, err := skipMarkers(ctx, clients, snap, cands)
-	if err != nil {
-		return err
-	}
-	for _, vc := range vcs {
-		restFor := func(ctx context.Context) (*rest.Client, func(), error) { return cmd.restClient(ctx, vc) }
-		if w := skipTags(ctx, vc.Name, restFor, snap, cands, skip, cmd.noTags); w != "" {
-			fmt.Fprintln(out.stderr, "vmreconcile remediate: warning: "+w)
-		}
-	}
-	plan, err := remediate.Compute(snap, res, remediate.Options{Settings: cmd.settings, Skip: skip})
-	if err != nil {
-		return planError(err)
-	}
-	if saved != nil {
-		if saved.Blocked != "" {
-			return usagef("plan %s was blocked by the caps when it was computed (%s) (fix: compute a new plan)", saved.ID, saved.Blocked)
-		}
-		done, err := doneInJournal(ctx, cmd.storeFile(cmd.storePath), saved.ID)
-		if err != nil {
+	var st *store.Store
+	if cmd.apply || saved != nil {
+		if st, err = openStore(cmd.cfg.Store.Path, saved != nil && !cmd.apply); err != nil {
 			return err
 		}
-		if what := remediate.Stale(*saved, plan, done); what != "" {
-			return usagef("plan %s is stale: %s (fix: compute a new plan)", saved.ID, what)
-		}
-		fresh := plan
-		plan = *saved
-		if fresh.Blocked != "" {
-			plan.Blocked = fresh.Blocked
-		}
+		defer st.Close()
+	}
+	r := &remediate.Runner{
+		Sessions: src, Settings: cmd.settings, NoTags: cmd.noTags, Auth: cmd.logins.For,
+		ShutdownTimeout: cmd.shutdownTimeout, GuestTimeout: cmd.cfg.Guest.Timeout + 3*time.Minute, Progress: progress(),
+	}
+	if st != nil {
+		r.Journal = st
+	}
+	var (
+		plan     remediate.Plan
+		warnings []string
+	)
+	if saved != nil {
+		plan, warnings, err = r.Replan(ctx, *saved, cmd.cfg.Policy.Exclude, o.Snapshot, o.Result)
+	} else {
+		plan, warnings, err = r.Plan(ctx, o.Snapshot, o.Result)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(out.stderr, "vmreconcile remediate: warning: "+redact(w))
+	}
+	if err != nil {
+		return planError(err)
 	}
 	if cmd.out != "" {
 		if err := writePlan(cmd.out, plan); err != nil {
 			return err
 		}
 	}
+	return cmd.execute(ctx, r, plan)
+}
 
+// savedPlan reads the plan FILE of 'remediate -apply FILE', if any.
+func (cmd *remediateCmd) savedPlan(args []string) (*remediate.Plan, error) {
+	switch {
+	case len(args) > 1:
+		return nil, usagef("unexpected argument %q (fix: remediate takes at most one plan FILE, with -apply)", args[1])
+	case len(args) == 1 && !cmd.apply:
+		return nil, usagef("plan file %q given without -apply (fix: vmreconcile remediate -apply %s)", args[0], args[0])
+	case len(args) == 0:
+		return nil, nil
+	}
+	for _, f := range []string{"vm", "action", "forget-identity", "max-actions", "max-percent", "out"} {
+		if cmd.set[f] {
+			return nil, usagef("-%s cannot be combined with a saved plan (fix: the plan file fixes what is done; compute a new plan instead)", f)
+		}
+	}
+	p, err := readPlan(args[0])
+	if err != nil {
+		return nil, err
+	}
+	cmd.settings = p.Settings
+	return &p, nil
+}
+
+// execute prints the plan and, with -apply, carries it out.
+func (cmd *remediateCmd) execute(ctx context.Context, r *remediate.Runner, plan remediate.Plan) error {
 	report := remediateReport{Plan: plan}
-	finish := func(err error) error {
-		if cmd.OutputFlag.JSON {
+	done := func(err error) error {
+		if cmd.json {
 			// As the table does (writeOutcomes): a detail quoting guest
 			// output or an error must not carry a secret into the JSON.
 			for i := range report.Outcomes {
 				report.Outcomes[i].Detail = redact(report.Outcomes[i].Detail)
 			}
-			enc := json.NewEncoder(out.stdout)
-			enc.SetIndent("", "  ")
-			enc.SetEscapeHTML(false)
-			if jerr := enc.Encode(report); jerr != nil && err == nil {
+			if jerr := writeJSON(out.stdout, report); jerr != nil && err == nil {
 				err = jerr
 			}
 		}
 		return err
 	}
-	if !cmd.OutputFlag.JSON {
+	if !cmd.json {
 		writePlanTable(out.stdout, plan)
 	}
 	if plan.Blocked != "" {
-		var names []string
-		for _, e := range plan.Entries {
-			names = append(names, e.VM.Name)
-		}
-		fmt.Fprintf(out.stderr, "vmreconcile remediate: REFUSED, NOTHING DONE: %s (qualifying VMs: %s) (fix: check the findings; raise -max-actions/-max-percent only if they are all right)\n",
-			plan.Blocked, strings.Join(names, ", "))
-		return finish(&findingsError{code: ExitFindings})
+		fmt.Fprintf(out.stderr, "vmreconcile remediate: REFUSED, NOTHING DONE: %s (fix: check the findings; raise -max-actions/-max-percent only if they are all right)\n",
+			strings.TrimPrefix((&remediate.Refused{Plan: plan}).Error(), "refused, nothing done: "))
+		return done(&findingsError{code: ExitFindings})
 	}
-	if !cmd.apply {
-		if !cmd.OutputFlag.JSON {
+	if !cmd.apply || len(plan.Entries) == 0 {
+		if !cmd.json {
 			switch {
 			case len(plan.Entries) == 0:
 				fmt.Fprintln(out.stdout, "\nNothing to do.")
@@ -297,167 +261,64 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 				fmt.Fprintln(out.stdout, "\nDry run: nothing was changed. Execute with -apply (or save with -out FILE, then -apply FILE).")
 			}
 		}
-		return finish(nil)
+		return done(nil)
 	}
-	if len(plan.Entries) == 0 {
-		if !cmd.OutputFlag.JSON {
-			fmt.Fprintln(out.stdout, "\nNothing to do.")
+	outs, err := r.Apply(ctx, plan)
+	var pe *remediate.PreflightError
+	if errors.As(err, &pe) {
+		for _, l := range pe.Lines {
+			fmt.Fprintf(out.stderr, "vmreconcile remediate: %s\n", redact(oneLine(l)))
 		}
-		return finish(nil)
+		fmt.Fprintf(out.stderr, "vmreconcile remediate: nothing was done: guest operations failed on %d VM(s) (fix: check the guest login)\n", len(pe.Lines))
+		return done(&findingsError{code: ExitRuntime})
 	}
-
-	st, err := store.Open(cmd.storeFile(cmd.storePath), store.Options{})
-	if err != nil {
-		return fmt.Errorf("journal: %s", oneLine(err.Error()))
-	}
-	defer st.Close()
-	x := &remediate.Executor{
-		ClientFor: clientFor,
-		Auth: func(v remediate.VMInfo) types.BaseGuestAuthentication {
-			return cmd.guestFlag.authFor(reconcile.VM{Name: v.Name, Path: v.Path})
-		},
-		Journal:         st,
-		ShutdownTimeout: cmd.shutdownTimeout,
-		GuestTimeout:    cmd.guestFlag.timeout + 3*time.Minute,
-		Progress:        progress(),
-	}
-	if err := x.Preflight(ctx, plan); err != nil {
-		var pe *remediate.PreflightError
-		if errors.As(err, &pe) {
-			for _, l := range pe.Lines {
-				fmt.Fprintf(out.stderr, "vmreconcile remediate: %s\n", redact(oneLine(l)))
-			}
-			fmt.Fprintf(out.stderr, "vmreconcile remediate: nothing was done: guest operations failed on %d VM(s) (fix: check the guest login)\n", len(pe.Lines))
-			return finish(&findingsError{code: ExitRuntime})
-		}
-		return err
-	}
-	outs, err := x.Apply(ctx, plan)
 	report.Applied, report.Outcomes = true, outs
-	if !cmd.OutputFlag.JSON {
+	if !cmd.json {
 		writeOutcomes(out.stdout, plan, outs)
 	}
 	if err != nil {
-		return finish(fmt.Errorf("%s", redact(oneLine(err.Error()))))
+		return done(fmt.Errorf("%s", redact(oneLine(err.Error()))))
 	}
-	return finish(nil)
+	return done(nil)
 }
 
-// doneInJournal reports the entries of plan id an earlier apply finished.
-func doneInJournal(ctx context.Context, file, id string) (func(remediate.Entry) bool, error) {
-	if _, err := os.Stat(file); err != nil {
-		return func(remediate.Entry) bool { return false }, nil // no journal yet: nothing done
-	}
-	st, err := store.Open(file, store.Options{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("journal: %s", oneLine(err.Error()))
-	}
-	defer st.Close()
-	es, err := st.JournalEntries(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("journal: %s", oneLine(err.Error()))
-	}
-	done := map[string]bool{}
-	for _, e := range es {
-		if e.Phase == store.PhaseOutcome && e.Status == remediate.StatusDone {
-			done[e.VMRef+" "+e.Action] = true
+// openStore opens the store (the journal); readOnly when it is only read.
+func openStore(path string, readOnly bool) (*store.Store, error) {
+	if readOnly {
+		if _, err := os.Stat(path); err != nil {
+			readOnly = false // no store yet: create it
 		}
 	}
-	return func(e remediate.Entry) bool { return done[e.VM.Ref+" "+e.JournalAction()] }, nil
+	st, err := store.Open(path, store.Options{ReadOnly: readOnly})
+	if err != nil {
+		return nil, storeError(path, err)
+	}
+	return st, nil
+}
+
+// storeError is a store that cannot be opened: a permanent configuration
+// problem (exit 2) when the path is unusable, else a runtime error.
+func storeError(path string, err error) error {
+	var lk *store.LockedError
+	switch {
+	case errors.As(err, &lk):
+		return err
+	case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist), strings.Contains(err.Error(), "read-only file system"),
+		strings.Contains(err.Error(), "not a directory"), strings.Contains(err.Error(), "unable to open database"):
+		return usagef("store %s: %s (fix: -store or store.path naming a writable file)", path, oneLine(err.Error()))
+	}
+	return fmt.Errorf("store %s: %s", path, oneLine(err.Error()))
 }
 
 func planError(err error) error {
-	if remediate.IsSelectError(err) {
+	var se *remediate.StaleError
+	switch {
+	case remediate.IsSelectError(err):
 		return usagef("%s (fix: check the VM name or pattern)", err)
+	case errors.As(err, &se):
+		return usagef("%s (fix: compute a new plan)", oneLine(se.Error()))
 	}
-	return usagef("%s", err)
-}
-
-func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, snap reconcile.Snapshot, refs []string) (map[string]string, error) {
-	vcOf := map[string]string{}
-	for _, v := range snap.VMs {
-		vcOf[v.Ref] = v.VCenter
-	}
-	byVC := map[string][]string{}
-	for _, r := range refs {
-		byVC[vcOf[r]] = append(byVC[vcOf[r]], r)
-	}
-	skip := map[string]string{}
-	for vc, rs := range byVC {
-		c := clients[vc]
-		if c == nil {
-			continue
-		}
-		m, err := remediate.SkipMarkers(ctx, c, rs)
-		if err != nil {
-			return nil, fmt.Errorf("vcenter %s: %s", vc, oneLine(err.Error()))
-		}
-		for k, v := range m {
-			skip[k] = v
-		}
-	}
-	return skip, nil
-}
-
-// skipTags adds the VMs of one vCenter tagged vmreconcile.skip to skip. It
-// fails closed: when the tags cannot be read, every candidate VM of that
-// vCenter is skipped (a tagged VM must never be acted on because a tag read
-// failed), unless noTags says to rely on the custom attribute alone (ESXi
-// hosts without the vAPI endpoint). It returns a warning to print, or "".
-func skipTags(ctx context.Context, vcName string, restFor func(context.Context) (*rest.Client, func(), error),
-	snap reconcile.Snapshot, refs []string, skip map[string]string, noTags bool) string {
-	var mine []string
-	for _, v := range snap.VMs {
-		if v.VCenter == vcName && slices.Contains(refs, v.Ref) {
-			mine = append(mine, v.Ref)
-		}
-	}
-	if len(mine) == 0 || noTags {
-		return ""
-	}
-	m, err := func() (map[string]string, error) {
-		rc, logout, err := restFor(ctx)
-		if err != nil {
-			return nil, err
-		}
-		defer logout()
-		return remediate.SkipTags(ctx, rc, mine)
-	}()
-	if err != nil {
-		for _, r := range mine {
-			if _, ok := skip[r]; !ok {
-				skip[r] = "vSphere tags could not be read, so the " + remediate.SkipMarker + " tag cannot be ruled out"
-			}
-		}
-		return fmt.Sprintf("vcenter %s: vSphere tags not readable (%s): its %d candidate VM(s) are left alone (fix: grant tag read access, or -no-tags to rely on the %s custom attribute alone)",
-			vcName, redact(oneLine(err.Error())), len(mine), remediate.SkipMarker)
-	}
-	for k, v := range m {
-		if _, ok := skip[k]; !ok {
-			skip[k] = v
-		}
-	}
-	return ""
-}
-
-// restClient logs in to the vAPI endpoint of a connected vCenter with the
-// credentials it was connected with.
-func (cmd *remediateCmd) restClient(ctx context.Context, vc collect.VCenter) (*rest.Client, func(), error) {
-	for _, c := range cmd.cfg.VCenters {
-		if vsphere.HostOf(c.URL) != vc.Name || cmd.ClientFlag.Session.URL != nil && cmd.ClientFlag.Session.URL.Host != "" {
-			continue
-		}
-		rc := rest.NewClient(vc.Client)
-		if err := rc.Login(ctx, url.UserPassword(c.Username, c.Password.Reveal())); err != nil {
-			return nil, nil, err
-		}
-		return rc, func() { _ = rc.Logout(context.WithoutCancel(ctx)) }, nil
-	}
-	rc, err := cmd.ClientFlag.RestClient()
-	if err != nil {
-		return nil, nil, err
-	}
-	return rc, func() {}, nil // the flag's session is logged out with the SOAP one
+	return usagef("%s", oneLine(err.Error()))
 }
 
 func readPlan(file string) (remediate.Plan, error) {
@@ -540,173 +401,3 @@ func orDash(s string) string {
 	return s
 }
 
-// ---- the daemon's remediation (policy.remediate: dry-run or on) ----
-
-func init() { daemonRemediator = newDaemonRemediator }
-
-// daemonRemediation is what the daemon runs after an audit with findings:
-// the same planner, caps, skip markers and executor as `remediate`, with
-// the policy's settings, the config's vCenters and guest logins, and the
-// store as journal. Before planning it probes the guests of the VMs the
-// swarm-identity findings name (read only), so that shared node IDs are
-// confirmed and VMs already fixed are recognised as such.
-type daemonRemediation struct {
-	cfg      config.Config
-	settings remediate.Settings
-	guest    *guestFlag
-}
-
-func newDaemonRemediator(cfg config.Config) (daemon.Remediator, error) {
-	s := remediate.Settings{Action: cfg.Policy.Action, Exclude: cfg.Policy.Exclude, MaxActions: cfg.Policy.MaxActions, MaxPercent: cfg.Policy.MaxPercent}
-	if err := s.Normalize(); err != nil {
-		return nil, &config.Error{Key: "policy", Msg: err.Error()}
-	}
-	g := &guestFlag{}
-	if err := g.Process(cfg); err != nil {
-		return nil, err
-	}
-	if cfg.Policy.Remediate == "on" && s.Action == remediate.ActionDisableDocker && !g.hasLogin() {
-		return nil, &config.Error{Key: "guest.login", Msg: "policy.remediate is on with action disable-docker, but no guest login is configured (fix: set guest.login or guest.logins, or policy.action: power-off)"}
-	}
-	return &daemonRemediation{cfg: cfg, settings: s, guest: g}, nil
-}
-
-func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result, dryRun bool) (string, error) {
-	involved := map[string]bool{}
-	for _, f := range res.Findings {
-		switch f.Kind {
-		case reconcile.KindSharedNodeID, reconcile.KindCloneOfSwarmNode, reconcile.KindTemplateCarriesSwarm:
-			for _, r := range f.VMRefs {
-				involved[r] = true
-			}
-		}
-	}
-	if len(involved) == 0 {
-		return "", nil
-	}
-	clients := map[string]*vim25.Client{}
-	var logouts []func()
-	defer func() {
-		for _, l := range logouts {
-			l()
-		}
-	}()
-	vcNeeded := map[string]bool{}
-	for _, v := range snap.VMs {
-		if involved[v.Ref] {
-			vcNeeded[v.VCenter] = true
-		}
-	}
-	for _, vc := range d.cfg.VCenters {
-		host := vsphere.HostOf(vc.URL)
-		if !vcNeeded[host] || clients[host] != nil {
-			continue
-		}
-		conn, err := vsphere.Connect(ctx, vsphere.ConnectOptions{URL: vc.URL, Username: vc.Username, Password: vc.Password.Reveal(),
-			Insecure: vc.Insecure, CACerts: vc.TLSCACerts, KnownHosts: vc.TLSKnownHosts})
-		if err != nil {
-			return "", fmt.Errorf("vcenter %s: %s", host, redact(oneLine(err.Error())))
-		}
-		clients[host] = conn.Client
-		logouts = append(logouts, conn.Logout)
-	}
-
-	// Confirm in the guests (replacing any older probe of those VMs).
-	var probe []reconcile.VM
-	for _, v := range snap.VMs {
-		if involved[v.Ref] && v.PoweredOn() && !v.Template && d.guest.authFor(v) != nil {
-			probe = append(probe, v)
-		}
-	}
-	if len(probe) > 0 {
-		fresh := d.guest.probe(ctx, clients, probe)
-		keep := snap.Guests[:0:0]
-		for _, g := range snap.Guests {
-			if !involved[g.VMRef] {
-				keep = append(keep, g)
-			}
-		}
-		snap.Guests = append(keep, fresh...)
-		res = reconcile.Reconcile(snap, reconcile.History{})
-	}
-
-	cands, err := remediate.Candidates(snap, res, d.settings)
-	if err != nil {
-		return "", err
-	}
-	skip, err := skipMarkers(ctx, clients, snap, cands)
-	if err != nil {
-		return "", err
-	}
-	var warnings []string
-	withWarnings := func(msg string) string {
-		if len(warnings) == 0 {
-			return msg
-		}
-		return strings.TrimSpace(msg + " (warning: " + strings.Join(warnings, "; ") + ")")
-	}
-	for _, vc := range d.cfg.VCenters {
-		host := vsphere.HostOf(vc.URL)
-		c := clients[host]
-		if c == nil {
-			continue
-		}
-		restFor := func(ctx context.Context) (*rest.Client, func(), error) {
-			rc := rest.NewClient(c)
-			if err := rc.Login(ctx, url.UserPassword(vc.Username, vc.Password.Reveal())); err != nil {
-				return nil, nil, err
-			}
-			return rc, func() { _ = rc.Logout(context.WithoutCancel(ctx)) }, nil
-		}
-		if w := skipTags(ctx, host, restFor, snap, cands, skip, false); w != "" {
-			warnings = append(warnings, w)
-		}
-	}
-	plan, err := remediate.Compute(snap, res, remediate.Options{Settings: d.settings, Skip: skip})
-	if err != nil {
-		return "", err
-	}
-	if plan.Blocked != "" {
-		var names []string
-		for _, e := range plan.Entries {
-			names = append(names, e.VM.Name)
-		}
-		return "", fmt.Errorf("%w: nothing done: %s (qualifying VMs: %s)", daemon.ErrRefused, plan.Blocked, strings.Join(names, ", "))
-	}
-	if len(plan.Entries) == 0 {
-		return withWarnings(""), nil
-	}
-	var parts []string
-	for _, e := range plan.Entries {
-		parts = append(parts, fmt.Sprintf("%s on %s (%s): %s", e.JournalAction(), e.VM.Name, e.VM.Ref, e.Reason))
-	}
-	if dryRun {
-		return withWarnings("plan " + plan.ID + ": " + strings.Join(parts, "; ")), nil
-	}
-	st, err := store.Open(d.cfg.Store.Path, store.Options{})
-	if err != nil {
-		return "", fmt.Errorf("journal: %s", oneLine(err.Error()))
-	}
-	defer st.Close()
-	x := &remediate.Executor{
-		ClientFor: func(v remediate.VMInfo) *vim25.Client { return clients[v.VCenter] },
-		Auth: func(v remediate.VMInfo) types.BaseGuestAuthentication {
-			return d.guest.authFor(reconcile.VM{Name: v.Name, Path: v.Path})
-		},
-		Journal:         st,
-		ShutdownTimeout: 2 * time.Minute,
-		GuestTimeout:    d.guest.timeout + 3*time.Minute,
-	}
-	if err := x.Preflight(ctx, plan); err != nil {
-		return "", fmt.Errorf("nothing done: guest operations failed: %s", redact(oneLine(err.Error())))
-	}
-	outs, err := x.Apply(ctx, plan)
-	parts = parts[:0]
-	for _, o := range outs {
-		parts = append(parts, fmt.Sprintf("%s on %s (%s): %s: %s", o.Entry.JournalAction(), o.Entry.VM.Name, o.Entry.VM.Ref, o.Status, o.Detail))
-	}
-	if err != nil {
-		return "", fmt.Errorf("plan %s: %s", plan.ID, redact(oneLine(strings.Join(parts, "; "))))
-	}
-	return withWarnings("plan " + plan.ID + ": " + redact(strings.Join(parts, "; "))), nil
-}

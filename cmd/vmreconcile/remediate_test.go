@@ -23,6 +23,7 @@ import (
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vmreconcile/vmreconcile/audit"
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/daemon"
 	"github.com/vmreconcile/vmreconcile/guest"
@@ -398,39 +399,54 @@ func TestDaemonRemediator(t *testing.T) {
 		}, 2, time.Minute)
 		return snap, reconcile.Reconcile(snap, reconcile.History{})
 	}
-	r, err := newDaemonRemediator(cfg)
+	st, err := store.Open(cfg.Store.Path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	src := audit.NewSources(cfg)
+	defer src.Close()
+	if _, _, err := src.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logins, err := guest.NewLogins(cfg.Guest, "guest.login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := daemon.NewRunner(cfg, src, logins, st)
 	if err != nil {
 		t.Fatal(err)
 	}
 	snap, res := snapshot()
-	sum, err := r.Remediate(ctx, snap, res, true)
-	if err != nil || !strings.Contains(sum, "disable-docker on worker-1-clone ("+cl.Reference().Value+")") || strings.Contains(sum, "on worker-1 (") {
-		t.Fatalf("dry run: %q %v", sum, err)
+	plan, _, err := r.Plan(ctx, snap, res)
+	if err != nil || len(plan.Entries) != 1 || plan.Entries[0].VM.Ref != cl.Reference().Value || plan.Entries[0].Action != "disable-docker" {
+		t.Fatalf("dry run: %+v %v", plan.Entries, err)
 	}
 	guesttest.AssertOnlyQueries(t, cl, "worker-1-clone (dry run)")
-	sum, err = r.Remediate(ctx, snap, res, false)
-	if err != nil || !strings.Contains(sum, "done: systemctl disable --now docker.service docker.socket") {
-		t.Fatalf("apply: %q %v", sum, err)
+	outs, err := r.Apply(ctx, plan)
+	if err != nil || len(outs) != 1 || !strings.Contains(outs[0].Detail, "systemctl disable --now docker.service docker.socket") {
+		t.Fatalf("apply: %+v %v", outs, err)
 	}
-	t.Logf("daemon remediation: %s", sum)
 	guesttest.AssertOnlyQueries(t, wk, "worker-1")
 	// The next audit: the guest probe shows Docker off, nothing to do.
 	snap, res = snapshot()
-	if sum, err = r.Remediate(ctx, snap, res, false); err != nil || sum != "" {
-		t.Errorf("rerun: %q %v", sum, err)
+	if plan, _, err = r.Plan(ctx, snap, res); err != nil || len(plan.Entries) != 0 {
+		t.Errorf("rerun: %+v %v", plan.Entries, err)
 	}
 	if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
 		t.Errorf("%d disables", n)
 	}
-	// Caps: refused, counted as refused by the daemon.
+	// Caps: refused, nothing done.
 	guesttest.WriteFiles(t, cl, map[string]guesttest.File{
 		guesttest.SystemctlStateDir + "/docker.service.enabled": {Content: "enabled\n"},
 		guesttest.SystemctlStateDir + "/docker.service.active":  {Content: "active\n"},
 	})
 	cfg.Policy.MaxPercent = 1
-	r, _ = newDaemonRemediator(cfg)
+	r, _ = daemon.NewRunner(cfg, src, logins, st)
 	snap, res = snapshot()
-	if _, err := r.Remediate(ctx, snap, res, false); !errors.Is(err, daemon.ErrRefused) || !strings.Contains(err.Error(), "worker-1-clone") {
+	plan, _, _ = r.Plan(ctx, snap, res)
+	var refused *remediate.Refused
+	if _, err := r.Apply(ctx, plan); !errors.As(err, &refused) || !strings.Contains(err.Error(), "worker-1-clone") {
 		t.Errorf("caps: %v", err)
 	}
 	if n := guesttest.CountCalls(guesttest.SystemctlCalls(t, cl), "disable"); n != 1 {
@@ -438,7 +454,7 @@ func TestDaemonRemediator(t *testing.T) {
 	}
 	// No guest login with disable-docker on: a config error.
 	cfg.Guest.Login = ""
-	if _, err := newDaemonRemediator(cfg); err == nil || !strings.Contains(err.Error(), "guest.login") {
+	if _, err := daemon.NewRunner(cfg, src, &guest.Logins{}, st); err == nil || !strings.Contains(err.Error(), "guest.login") {
 		t.Errorf("no login: %v", err)
 	}
 }
