@@ -112,8 +112,8 @@ type Daemon struct {
 	openByNode  map[string]bool // node IDs with an open finding: flips of these don't re-trigger
 	lastAuditOK time.Time
 	// vmCount is each vCenter's VM count in the last recorded run (see checkVanished).
-	vmCount    map[string]int
-	addr       string
+	vmCount map[string]int
+	addr    string
 }
 
 // New validates the options and prepares a Daemon; nothing is contacted yet.

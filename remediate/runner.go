@@ -218,7 +218,9 @@ type SkippedError struct {
 	Warnings []string
 }
 
-func (e *SkippedError) Error() string { return fmt.Sprintf("%s carries the skip marker (%s)", e.VM, e.Why) }
+func (e *SkippedError) Error() string {
+	return fmt.Sprintf("%s carries the skip marker (%s)", e.VM, e.Why)
+}
 
 // skipped looks up the skip markers of the candidates, per vCenter: the
 // custom attribute, then the tags. A vCenter whose tags cannot be read has

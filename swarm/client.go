@@ -14,51 +14,11 @@ package swarm
 import (
 	"fmt"
 	"net"
-	"os"
 	"path"
 	"strings"
 
 	"github.com/docker/docker/client"
 )
-
-// NewClient returns a Docker API client configured the way the docker CLI
-// is: from DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH and
-// DOCKER_API_VERSION (so an MKE/UCP client bundle's env.sh works as is), with
-// API version negotiation so that one binary talks to dockerd 20.10 (API
-// 1.41) as well as 28.x. A non-empty host (a -H flag) overrides DOCKER_HOST.
-//
-// The host is validated before anything else, so a typo is reported with the
-// value and the accepted forms rather than as a late dial error. Errors never
-// carry URL credentials or TLS key material.
-func NewClient(host string) (*client.Client, error) {
-	source := "-H"
-	if host == "" {
-		host, source = os.Getenv(client.EnvOverrideHost), client.EnvOverrideHost
-	}
-	if host != "" {
-		if err := ValidateHost(host); err != nil {
-			return nil, fmt.Errorf("%s: %w", source, err)
-		}
-	}
-	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if host != "" {
-		opts = append(opts, client.WithHost(host))
-	}
-	cli, err := client.NewClientWithOpts(opts...)
-	if err != nil {
-		// FromEnv's TLS errors name certificate files, never their content;
-		// the host is redacted in case a library message quotes it.
-		return nil, fmt.Errorf("docker client for %s: %s", RedactHost(hostOrDefault(host)), scrub(err, host))
-	}
-	return cli, nil
-}
-
-func hostOrDefault(host string) string {
-	if host == "" {
-		return client.DefaultDockerHost
-	}
-	return host
-}
 
 // ValidateHost checks that host is a Docker endpoint this tool can dial:
 // unix:///absolute/path or tcp://host:port. ssh:// (which the docker CLI

@@ -85,7 +85,7 @@ func TestNewClientTLS(t *testing.T) {
 	}
 	otherCA, _ := selfSigned(t, "some other CA")
 	ping := func(verify bool, dir string) error {
-		cli, err := NewClientTLS(host, verify, dir)
+		cli, err := NewClientTLS(host, verify, dir, 10*time.Second)
 		if err != nil {
 			return err
 		}
@@ -115,7 +115,7 @@ func TestNewClientTLS(t *testing.T) {
 	if err := ping(false, ""); err == nil {
 		t.Error("no client certificate, yet connected")
 	}
-	if _, err := NewClientTLS(host, true, t.TempDir()); err == nil || !strings.Contains(err.Error(), "ca.pem") {
+	if _, err := NewClientTLS(host, true, t.TempDir(), 10*time.Second); err == nil || !strings.Contains(err.Error(), "ca.pem") {
 		t.Errorf("empty bundle dir: %v", err)
 	}
 }

@@ -32,7 +32,7 @@ type precloneCmd struct {
 	settingsFlag
 
 	search map[string]*string // govc's -vm.uuid, -vm.ipath, -vm.ip, -vm.dns
-	target string              // -generalize-plan
+	target string             // -generalize-plan
 	apply  bool
 	json   bool
 }

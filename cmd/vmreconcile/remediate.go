@@ -400,4 +400,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-
