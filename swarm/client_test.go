@@ -60,37 +60,14 @@ func TestRedactHost(t *testing.T) {
 	}
 }
 
-func TestNewClientHostPrecedence(t *testing.T) {
-	t.Setenv("DOCKER_HOST", "unix:///from/env.sock")
-	t.Setenv("DOCKER_TLS_VERIFY", "")
-	t.Setenv("DOCKER_CERT_PATH", "")
-	t.Setenv("DOCKER_API_VERSION", "")
-
-	cli, err := NewClient("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cli.DaemonHost(); got != "unix:///from/env.sock" {
-		t.Errorf("without -H: host %q, want DOCKER_HOST", got)
-	}
-	cli, err = NewClient("tcp://10.1.2.3:2376")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cli.DaemonHost(); got != "tcp://10.1.2.3:2376" {
-		t.Errorf("with -H: host %q, want the flag to override DOCKER_HOST", got)
-	}
-}
-
 func TestNewClientErrors(t *testing.T) {
 	t.Setenv("DOCKER_TLS_VERIFY", "")
 	t.Setenv("DOCKER_CERT_PATH", "")
 	t.Setenv("DOCKER_API_VERSION", "")
 
-	t.Setenv("DOCKER_HOST", "ssh://root:hunter2@mgr")
-	_, err := NewClient("")
-	if err == nil || !strings.Contains(err.Error(), "DOCKER_HOST") || !strings.Contains(err.Error(), "ssh://mgr") {
-		t.Errorf("bad DOCKER_HOST: %v; want an error naming DOCKER_HOST and the redacted value", err)
+	_, err := NewClientTLS("ssh://root:hunter2@mgr", false, "", time.Second)
+	if err == nil || !strings.Contains(err.Error(), "ssh://mgr") {
+		t.Errorf("bad host: %v; want an error naming the redacted value", err)
 	}
 	if err != nil && strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error leaks the password: %v", err)
@@ -105,10 +82,7 @@ func TestNewClientErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("DOCKER_HOST", "tcp://user:hunter2@10.0.0.1:2376")
-	t.Setenv("DOCKER_TLS_VERIFY", "1")
-	t.Setenv("DOCKER_CERT_PATH", dir)
-	_, err = NewClient("")
+	_, err = NewClientTLS("tcp://user:hunter2@10.0.0.1:2376", true, dir, time.Second)
 	if err == nil {
 		t.Fatal("NewClient with a garbage client bundle succeeded")
 	}
@@ -127,7 +101,7 @@ func TestObserveUnreachable(t *testing.T) {
 	t.Setenv("DOCKER_API_VERSION", "")
 	sock := filepath.Join(t.TempDir(), "nobody.sock")
 	for _, host := range []string{"unix://" + sock, "tcp://admin:hunter2@127.0.0.1:1"} {
-		cli, err := NewClient(host)
+		cli, err := NewClientTLS(host, false, "", 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

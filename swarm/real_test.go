@@ -26,7 +26,7 @@ func nodeByID(t *testing.T, sw reconcile.Swarm, id string) reconcile.Node {
 // (DOCKER_TLS_VERIFY or DOCKER_API_VERSION in the environment would apply).
 func managerClient(t *testing.T, host string) *client.Client {
 	t.Helper()
-	cli, err := NewClient(host)
+	cli, err := NewClientTLS(host, false, "", 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
