@@ -44,7 +44,7 @@ func NewClientTLS(host string, tlsVerify bool, certPath string, timeout time.Dur
 		})
 		if err != nil {
 			// tlsconfig names the files, never their content.
-			return nil, fmt.Errorf("docker TLS files in %s: %s", certPath, scrub(err, host))
+			return nil, fmt.Errorf("docker TLS files in %s for %s: %s", certPath, RedactHost(host), scrub(err, host))
 		}
 		tr.TLSClientConfig = tc
 	}
