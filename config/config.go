@@ -181,11 +181,11 @@ func DefaultStorePath() string {
 	if d := os.Getenv("STATE_DIRECTORY"); d != "" && filepath.IsAbs(d) && !strings.Contains(d, ":") {
 		return filepath.Join(d, "state.db")
 	}
-	if os.Geteuid() == 0 {
-		return "/var/lib/vmreconcile/state.db"
-	}
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
 		return filepath.Join(d, "vmreconcile", "state.db")
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/vmreconcile/state.db"
 	}
 	if home, err := os.UserHomeDir(); err == nil && home != "" {
 		return filepath.Join(home, ".local", "state", "vmreconcile", "state.db")

@@ -113,11 +113,15 @@ func TestPreclone(t *testing.T) {
 		"docker.service": {Enabled: "disabled", Active: "inactive"},
 		"docker.socket":  {Enabled: "disabled", Active: "inactive"},
 	}
+	// wk-01 exists before its copy (vCenter's createDate has one-second
+	// resolution): preclone refuses a "copy" older than its source.
 	vms := guesttest.NewVMs(t, ctx, c,
-		guesttest.VMSpec{Name: "clean-01", Files: map[string]string{"/etc/machine-id": ""}, Units: disabled},
 		guesttest.VMSpec{Name: "wk-01", DockerArgs: []string{"--hostname=wk-01"}, Files: dirtyFiles(),
 			Modes: map[string]int64{"/usr/bin/cloud-init": 0o755},
-			Dirs:  map[string]string{"/var/lib/docker": workerDir}, Units: guesttest.DockerRunning},
+			Dirs:  map[string]string{"/var/lib/docker": workerDir}, Units: guesttest.DockerRunning})
+	time.Sleep(1100 * time.Millisecond)
+	vms = append(vms, guesttest.NewVMs(t, ctx, c,
+		guesttest.VMSpec{Name: "clean-01", Files: map[string]string{"/etc/machine-id": ""}, Units: disabled},
 		guesttest.VMSpec{Name: "wk-01-copy", DockerArgs: []string{"--hostname=wk-01"}, Files: dirtyFiles(),
 			Modes: map[string]int64{"/usr/bin/cloud-init": 0o755},
 			Dirs:  map[string]string{"/var/lib/docker": copyDir}, Units: guesttest.DockerRunning},
@@ -127,7 +131,7 @@ func TestPreclone(t *testing.T) {
 			Dirs: map[string]string{"/var/lib/docker": swarmDir(t, guesttest.NodeCert(t, offID, "swarm-worker", cluster, time.Now().Add(80*24*time.Hour)), "e-off")}},
 		guesttest.VMSpec{Name: "never-probed", PoweredOff: true},
 		guesttest.VMSpec{Name: "tmpl-01", Files: map[string]string{"/etc/machine-id": ""}, Units: disabled},
-	)
+	)...)
 	byName := map[string]*object.VirtualMachine{}
 	for _, vm := range vms {
 		n, _ := vm.ObjectName(ctx)
