@@ -113,15 +113,17 @@ func TestPreclone(t *testing.T) {
 		"docker.service": {Enabled: "disabled", Active: "inactive"},
 		"docker.socket":  {Enabled: "disabled", Active: "inactive"},
 	}
-	// wk-01 exists before its copy (vCenter's createDate has one-second
-	// resolution): preclone refuses a "copy" older than its source.
+	// clean-01, then wk-01, then its copy (vCenter's createDate has
+	// one-second resolution): preclone refuses a "copy" older than its source.
 	vms := guesttest.NewVMs(t, ctx, c,
-		guesttest.VMSpec{Name: "wk-01", DockerArgs: []string{"--hostname=wk-01"}, Files: dirtyFiles(),
-			Modes: map[string]int64{"/usr/bin/cloud-init": 0o755},
-			Dirs:  map[string]string{"/var/lib/docker": workerDir}, Units: guesttest.DockerRunning})
+		guesttest.VMSpec{Name: "clean-01", Files: map[string]string{"/etc/machine-id": ""}, Units: disabled})
 	time.Sleep(1100 * time.Millisecond)
 	vms = append(vms, guesttest.NewVMs(t, ctx, c,
-		guesttest.VMSpec{Name: "clean-01", Files: map[string]string{"/etc/machine-id": ""}, Units: disabled},
+		guesttest.VMSpec{Name: "wk-01", DockerArgs: []string{"--hostname=wk-01"}, Files: dirtyFiles(),
+			Modes: map[string]int64{"/usr/bin/cloud-init": 0o755},
+			Dirs:  map[string]string{"/var/lib/docker": workerDir}, Units: guesttest.DockerRunning})...)
+	time.Sleep(1100 * time.Millisecond)
+	vms = append(vms, guesttest.NewVMs(t, ctx, c,
 		guesttest.VMSpec{Name: "wk-01-copy", DockerArgs: []string{"--hostname=wk-01"}, Files: dirtyFiles(),
 			Modes: map[string]int64{"/usr/bin/cloud-init": 0o755},
 			Dirs:  map[string]string{"/var/lib/docker": copyDir}, Units: guesttest.DockerRunning},
