@@ -47,6 +47,7 @@ func vcsimModel(t *testing.T) (*simulator.Model, *vim25.Client, config.VCenter) 
 	if err := model.Create(); err != nil {
 		t.Fatal(err)
 	}
+	model.Service.RegisterEndpoints = true // vAPI (tags), read by remediation
 	srv := model.Service.NewServer()
 	t.Cleanup(func() { srv.Close(); model.Remove() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
