@@ -143,3 +143,11 @@ func TestKeysListsEnvOverridable(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateCronEvery(t *testing.T) {
+	for spec, ok := range map[string]bool{"@every 10m": true, "@every 1s": true, "CRON_TZ=UTC @every 5m": true, "@every -5s": false, "@every 0s": false, "@every 500ms": false, "*/5 * * * *": true} {
+		if err := ValidateCron("schedules.audit", spec); (err == nil) != ok {
+			t.Errorf("ValidateCron(%q) = %v, want ok=%v", spec, err, ok)
+		}
+	}
+}

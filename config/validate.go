@@ -150,6 +150,14 @@ func ValidateCron(key, spec string) error {
 	if _, err := CronParser.Parse(spec); err != nil {
 		return &Error{Key: key, Msg: fmt.Sprintf("bad cron spec %q: %v (fix: 5 fields \"min hour dom month dow\", or @every 10m, @hourly, @daily; optional CRON_TZ=Zone prefix)", spec, err)}
 	}
+	// robfig/cron accepts "@every -5s" and "@every 0s" (it then fires every
+	// second): a typo, not a schedule.
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(spec[strings.Index(spec, "@")+1:]), "every"); ok && strings.Contains(spec, "@every") {
+		d, err := time.ParseDuration(strings.TrimSpace(rest))
+		if err != nil || d < time.Second {
+			return &Error{Key: key, Msg: fmt.Sprintf("%q is not a positive interval of at least 1s (fix: e.g. @every 10m)", spec)}
+		}
+	}
 	return nil
 }
 

@@ -202,11 +202,14 @@ func (f *settingsFlag) swarm(cfg *config.Config) error {
 			}
 			dir = filepath.Join(home, ".docker")
 		}
+		if err := config.ValidateCertPath(dir); err != nil {
+			return usagef("DOCKER_TLS_VERIFY is set but DOCKER_CERT_PATH is not, and %s cannot be read (fix: set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem, such as an unzipped client bundle)", filepath.Join(dir, "ca.pem"))
+		}
 		sw.CertPath = dir
 	}
 	if sw.CertPath != "" {
 		if err := config.ValidateCertPath(sw.CertPath); err != nil {
-			return usagef("DOCKER_CERT_PATH: %s (fix: DOCKER_CERT_PATH names a directory holding ca.pem, cert.pem and key.pem, such as an unzipped client bundle; DOCKER_TLS_VERIFY set verifies the manager with ca.pem)", err)
+			return usagef("DOCKER_CERT_PATH: %s", err)
 		}
 	}
 	cfg.Swarms = []config.Swarm{sw}

@@ -219,7 +219,8 @@ func TestBadInput(t *testing.T) {
 		{"bad docker host", nil, []string{"audit", "-u", good, "-k", "-H", "mgr:2376"}, ExitUsage, []string{`"mgr:2376"`, "tcp://host:port"}},
 		{"bad DOCKER_HOST", []string{"DOCKER_HOST=ftp://x"}, []string{"audit", "-u", good, "-k"}, ExitUsage, []string{"DOCKER_HOST", "ftp://x"}},
 		{"missing config", nil, []string{"audit", "-config", "/nonexistent/c.yaml"}, ExitUsage, []string{"/nonexistent/c.yaml: no such file"}},
-		{"no vcenter", nil, []string{"audit", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"GOVC_URL"}},
+		// No vCenter: the swarm alone is audited (here: unreachable).
+		{"no vcenter, unreachable manager", nil, []string{"audit", "-H", "unix:///nonexistent.sock"}, ExitRuntime, []string{"swarm unix:///nonexistent.sock", "no daemon answers"}},
 		{"unreachable vcenter", nil, []string{"audit", "-u", "https://user:S3cretPass@127.0.0.1:1/sdk", "-H", "unix:///nonexistent.sock"}, ExitRuntime, []string{"vcenter 127.0.0.1", "unreachable"}},
 		{"wrong password", nil, []string{"audit", "-u", badPass.String(), "-k", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"login failed", "GOVC_PASSWORD"}},
 		{"untrusted certificate", nil, []string{"audit", "-u", good, "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"certificate", "-k"}},
@@ -238,9 +239,10 @@ func TestBadInput(t *testing.T) {
 		{"missing CA file", nil, []string{"audit", "-u", good, "-tls-ca-certs", "/nonexistent/ca.pem", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-tls-ca-certs", `"/nonexistent/ca.pem"`, "no such file"}},
 		{"CA file without PEM", []string{"GOVC_TLS_CA_CERTS=" + noPEM}, []string{"audit", "-u", good, "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"GOVC_TLS_CA_CERTS", "no PEM certificate"}},
 		{"missing known hosts", nil, []string{"audit", "-u", good, "-tls-known-hosts", "/nonexistent/kh", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-tls-known-hosts", `"/nonexistent/kh"`}},
-		{"missing client cert", nil, []string{"audit", "-u", good, "-k", "-cert", "/nonexistent/c.pem", "-key", "/nonexistent/k.pem", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-cert", `"/nonexistent/c.pem"`}},
-		// -trace -verbose dumps guest operation requests unmasked.
-		{"trace verbose with guest login", nil, []string{"audit", "-u", good, "-k", "-verify", "-l", "root:S3cretPass", "-trace", "-verbose", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-trace", "-verbose"}},
+		// govc's certificate login and request tracing are not offered (the
+		// trace printed guest passwords unmasked).
+		{"-cert is not offered", nil, []string{"audit", "-u", good, "-k", "-cert", "/nonexistent/c.pem", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-cert", "not defined"}},
+		{"-trace is not offered", nil, []string{"audit", "-u", good, "-k", "-verify", "-l", "root:S3cretPass", "-trace", "-H", "unix:///nonexistent.sock"}, ExitUsage, []string{"-trace", "not defined"}},
 		// A worker is not a manager: bad input, exit 2, naming it.
 		{"worker as -H", nil, []string{"audit", "-u", good, "-k", "-H", wrk.Host()}, ExitUsage, []string{wrk.Host(), "not a swarm manager", "manager"}},
 		{"worker as DOCKER_HOST with -json", []string{"DOCKER_HOST=" + wrk.Host()}, []string{"audit", "-json", "-u", good, "-k"}, ExitUsage, []string{"not a swarm manager", "DOCKER_HOST"}},
