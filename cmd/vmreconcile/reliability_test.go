@@ -132,11 +132,8 @@ func TestValidationGaps(t *testing.T) {
 	noUser.User = nil
 	dir := t.TempDir()
 	badCron := writeCfg(t, dir, "cron.yaml", "schedules:\n  audit: \"@every -5s\"\nswarms:\n  - hosts: [\"tcp://127.0.0.1:1\"]\n")
-	roDir := filepath.Join(dir, "ro")
-	if err := os.Mkdir(roDir, 0o500); err != nil {
-		t.Fatal(err)
-	}
-	unwritable := writeCfg(t, dir, "store.yaml", fmt.Sprintf("store:\n  path: %s\nswarms:\n  - hosts: [\"tcp://127.0.0.1:1\"]\n", filepath.Join(dir, "missing-dir", "sub", "state.db")))
+	// A store under a regular file (root can write anywhere else).
+	unwritable := writeCfg(t, dir, "store.yaml", fmt.Sprintf("store:\n  path: %s\nswarms:\n  - hosts: [\"tcp://127.0.0.1:1\"]\n", filepath.Join(badCron, "state.db")))
 	cases := []struct {
 		name string
 		args []string
@@ -147,7 +144,7 @@ func TestValidationGaps(t *testing.T) {
 		{"negative @every", []string{"daemon", "-config", badCron}, []string{"schedules.audit", "@every -5s"}},
 		{"URL with an empty host", []string{"audit", "-u", "admin:S3cretPass@"}, []string{"-u:", "not a valid vCenter URL"}},
 		{"URL with no user", []string{"audit", "-u", noUser.String(), "-k", "-H", "unix:///nonexistent.sock"}, []string{"-u:", "no user name", "GOVC_USERNAME"}},
-		{"unwritable store", []string{"daemon", "-config", unwritable, "-once"}, []string{"store", "missing-dir", "fix"}},
+		{"unwritable store", []string{"daemon", "-config", unwritable, "-once"}, []string{"store", "cron.yaml", "fix"}},
 		{"-timeout zero", []string{"audit", "-timeout", "0s"}, []string{"-timeout", "fix"}},
 	}
 	for _, tc := range cases {
