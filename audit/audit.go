@@ -19,6 +19,7 @@ import (
 	"github.com/vmware/govmomi/vim25"
 
 	"github.com/vmreconcile/vmreconcile/collect"
+	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/guest"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/swarm"
@@ -141,4 +142,9 @@ func addLineage(snap *reconcile.Snapshot, known map[string]reconcile.Lineage) {
 			vm.Lineage = &l
 		}
 	}
+}
+
+// Observe is the observation of a configuration's observe section.
+func Observe(o config.Observe) swarm.ObserveOptions {
+	return swarm.ObserveOptions{Lookback: o.Lookback, Window: o.Window, Interval: o.Interval}
 }

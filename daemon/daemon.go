@@ -37,7 +37,6 @@ import (
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"
-	"github.com/vmreconcile/vmreconcile/swarm"
 )
 
 // Job names, as they appear in logs and metric labels.
@@ -387,7 +386,7 @@ func (d *Daemon) collect(ctx context.Context, started, since time.Time) (audit.O
 	if err != nil {
 		return audit.Outcome{}, err
 	}
-	obs := swarm.ObserveOptions{Lookback: d.cfg.Observe.Lookback, Window: d.cfg.Observe.Window, Interval: d.cfg.Observe.Interval}
+	obs := audit.Observe(d.cfg.Observe)
 	obs.Lookback = detectionLookback(obs.Lookback, started, since)
 	opts := audit.Options{Observe: obs, History: hist, Lineage: d.knownLineage()}
 	if d.runner != nil && d.logins.Any() {

@@ -12,7 +12,6 @@ import (
 	"github.com/vmreconcile/vmreconcile/audit"
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/reconcile"
-	"github.com/vmreconcile/vmreconcile/swarm"
 )
 
 func init() { register("audit", func() command { return &auditCmd{} }) }
@@ -84,7 +83,7 @@ func (cmd *auditCmd) Run(ctx context.Context, args []string) error {
 	}
 	src := audit.NewSources(cmd.cfg)
 	defer src.Close()
-	opts := audit.Options{Observe: observeOptions(cmd.cfg), Progress: progress()}
+	opts := audit.Options{Observe: audit.Observe(cmd.cfg.Observe), Progress: progress()}
 	if cmd.verify {
 		opts.Probe = &audit.Probe{Logins: cmd.logins, Concurrency: cmd.cfg.Guest.Concurrency, Timeout: cmd.cfg.Guest.Timeout}
 	}
@@ -94,11 +93,6 @@ func (cmd *auditCmd) Run(ctx context.Context, args []string) error {
 		return sourceError(err, cmd.vcFromFlags)
 	}
 	return report(out.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn)})
-}
-
-// observeOptions are the observation settings of a configuration.
-func observeOptions(cfg config.Config) swarm.ObserveOptions {
-	return swarm.ObserveOptions{Lookback: cfg.Observe.Lookback, Window: cfg.Observe.Window, Interval: cfg.Observe.Interval}
 }
 
 // reportOptions say how to print a result: the same for audit and demo.

@@ -308,7 +308,7 @@ func TestPreclone(t *testing.T) {
 		if r.code != ExitOK {
 			t.Fatalf("apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		var po planOutput
+		var po preclone.Generalization
 		if err := json.Unmarshal([]byte(r.stdout), &po); err != nil {
 			t.Fatalf("%v: %s", err, r.stdout)
 		}

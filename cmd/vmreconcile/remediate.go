@@ -157,7 +157,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	}
 	src := audit.NewSources(cmd.cfg)
 	defer src.Close()
-	opts := audit.Options{Observe: observeOptions(cmd.cfg), Progress: progress()}
+	opts := audit.Options{Observe: audit.Observe(cmd.cfg.Observe), Progress: progress()}
 	if cmd.verify {
 		opts.Probe = &audit.Probe{Logins: cmd.logins, Concurrency: cmd.cfg.Guest.Concurrency, Timeout: cmd.cfg.Guest.Timeout}
 	}
