@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmreconcile/vmreconcile/audit"
 	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/internal/demo"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	swarmobs "github.com/vmreconcile/vmreconcile/swarm"
 )
