@@ -54,6 +54,8 @@ func TestDaemonBadConfig(t *testing.T) {
 		{"unreadable certificate", "swarms:\n  - hosts: ['tcp://mgr:2376']\n    cert_path: " + bundle + "\n", nil, []string{"swarms[0].cert_path", "key pair"}},
 		{"bad listen flag", "", []string{"-listen", "9477"}, []string{"-listen", "host:port"}},
 		{"bad webhook url", "alerts:\n  webhooks:\n    - url: 'ftp://u:hunter2@x/'\n", nil, []string{"alerts.webhooks[0].url", "REDACTED"}},
+		// It used to run, say ready, and report up with nothing to watch.
+		{"no cluster", "listen: ''\n", nil, []string{"no cluster to watch", "swarms"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +94,7 @@ func TestDaemonSecondInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	p := writeCfg(t, dir, "c.yaml", "listen: ''\n")
+	p := writeCfg(t, dir, "c.yaml", "listen: ''\nswarms:\n  - hosts: ['tcp://127.0.0.1:1']\n")
 	code, _, stderr := runCmd(t, "daemon", "-config", p, "-store", path)
 	if code != ExitRuntime {
 		t.Errorf("exit %d, want 1; stderr %q", code, stderr)
