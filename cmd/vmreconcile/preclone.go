@@ -436,7 +436,7 @@ func (cmd *precloneCmd) probe(ctx context.Context, c *vim25.Client, st *store.St
 		case !cmd.guestFlag.hasLogin() && v.vm.PoweredOn() && !v.vm.Template:
 			v.probeErr = "no guest login (-l, GOVC_GUEST_LOGIN)"
 		}
-		if g, ok, err := st.LastProbe(ctx, v.vm.Ref); err == nil && ok && g.Error == "" {
+		if g, ok, err := st.LastProbe(ctx, v.vm.Key()); err == nil && ok && g.Error == "" {
 			v.guest, v.source = &g, preclone.SourceStored
 		} else if v.vm.Template || !v.vm.PoweredOn() {
 			what := "VM is " + strings.ToLower(strings.TrimPrefix(v.vm.PowerState, "powered"))
@@ -460,7 +460,7 @@ func (cmd *precloneCmd) input(ctx context.Context, st *store.Store, v *precloneV
 			}
 		}
 		if in.SourceGuest == nil {
-			if g, ok, err := st.LastProbe(ctx, l.SourceRef); err == nil && ok {
+			if g, ok, err := st.LastProbe(ctx, reconcile.VMKey{VCenter: v.vm.VCenter, Ref: l.SourceRef}); err == nil && ok {
 				in.SourceGuest = &g
 			}
 		}
