@@ -527,7 +527,7 @@ func (cmd *precloneCmd) generalize(ctx context.Context, c *vim25.Client, st *sto
 	}
 
 	// -apply: the same safety rules as remediate.
-	skip, err := remediate.SkipMarkers(ctx, c, []string{target.vm.Ref})
+	skip, err := remediate.SkipMarkers(ctx, c, target.vm.VCenter, []reconcile.VMKey{target.vm.Key()})
 	if err != nil {
 		return fmt.Errorf("%s", oneLine(err.Error()))
 	}
@@ -535,10 +535,10 @@ func (cmd *precloneCmd) generalize(ctx context.Context, c *vim25.Client, st *sto
 		rc, err := cmd.ClientFlag.RestClient()
 		return rc, func() {}, err // logged out with the SOAP session
 	}
-	if w := skipTags(ctx, target.vm.VCenter, restFor, reconcile.Snapshot{VMs: []reconcile.VM{target.vm}}, []string{target.vm.Ref}, skip, false); w != "" {
+	if w := skipTags(ctx, target.vm.VCenter, restFor, []reconcile.VMKey{target.vm.Key()}, skip, false); w != "" {
 		fmt.Fprintln(out.stderr, "vmreconcile preclone: warning: "+w)
 	}
-	if why, ok := skip[target.vm.Ref]; ok {
+	if why, ok := skip[target.vm.Key()]; ok {
 		return usagef("refusing -apply on %s: it carries the skip marker (%s)", target.vm.Name, why)
 	}
 	if target.source != preclone.SourceLive {

@@ -7,9 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -220,13 +220,13 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return planError(err)
 	}
-	skip, err := skipMarkers(ctx, clients, snap, cands)
+	skip, err := skipMarkers(ctx, clients, cands)
 	if err != nil {
 		return err
 	}
 	for _, vc := range vcs {
 		restFor := func(ctx context.Context) (*rest.Client, func(), error) { return cmd.restClient(ctx, vc) }
-		if w := skipTags(ctx, vc.Name, restFor, snap, cands, skip, cmd.noTags); w != "" {
+		if w := skipTags(ctx, vc.Name, restFor, cands, skip, cmd.noTags); w != "" {
 			fmt.Fprintln(out.stderr, "vmreconcile remediate: warning: "+w)
 		}
 	}
@@ -373,28 +373,14 @@ func planError(err error) error {
 	return usagef("%s", err)
 }
 
-func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, snap reconcile.Snapshot, refs []string) (map[string]string, error) {
-	vcOf := map[string]string{}
-	for _, v := range snap.VMs {
-		vcOf[v.Ref] = v.VCenter
-	}
-	byVC := map[string][]string{}
-	for _, r := range refs {
-		byVC[vcOf[r]] = append(byVC[vcOf[r]], r)
-	}
-	skip := map[string]string{}
-	for vc, rs := range byVC {
-		c := clients[vc]
-		if c == nil {
-			continue
-		}
-		m, err := remediate.SkipMarkers(ctx, c, rs)
+func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, keys []reconcile.VMKey) (map[reconcile.VMKey]string, error) {
+	skip := map[reconcile.VMKey]string{}
+	for vc, c := range clients {
+		m, err := remediate.SkipMarkers(ctx, c, vc, keys)
 		if err != nil {
 			return nil, fmt.Errorf("vcenter %s: %s", vc, oneLine(err.Error()))
 		}
-		for k, v := range m {
-			skip[k] = v
-		}
+		maps.Copy(skip, m)
 	}
 	return skip, nil
 }
@@ -405,28 +391,28 @@ func skipMarkers(ctx context.Context, clients map[string]*vim25.Client, snap rec
 // failed), unless noTags says to rely on the custom attribute alone (ESXi
 // hosts without the vAPI endpoint). It returns a warning to print, or "".
 func skipTags(ctx context.Context, vcName string, restFor func(context.Context) (*rest.Client, func(), error),
-	snap reconcile.Snapshot, refs []string, skip map[string]string, noTags bool) string {
-	var mine []string
-	for _, v := range snap.VMs {
-		if v.VCenter == vcName && slices.Contains(refs, v.Ref) {
-			mine = append(mine, v.Ref)
+	keys []reconcile.VMKey, skip map[reconcile.VMKey]string, noTags bool) string {
+	var mine []reconcile.VMKey
+	for _, k := range keys {
+		if k.VCenter == vcName {
+			mine = append(mine, k)
 		}
 	}
 	if len(mine) == 0 || noTags {
 		return ""
 	}
-	m, err := func() (map[string]string, error) {
+	m, err := func() (map[reconcile.VMKey]string, error) {
 		rc, logout, err := restFor(ctx)
 		if err != nil {
 			return nil, err
 		}
 		defer logout()
-		return remediate.SkipTags(ctx, rc, mine)
+		return remediate.SkipTags(ctx, rc, vcName, mine)
 	}()
 	if err != nil {
-		for _, r := range mine {
-			if _, ok := skip[r]; !ok {
-				skip[r] = "vSphere tags could not be read, so the " + remediate.SkipMarker + " tag cannot be ruled out"
+		for _, k := range mine {
+			if _, ok := skip[k]; !ok {
+				skip[k] = "vSphere tags could not be read, so the " + remediate.SkipMarker + " tag cannot be ruled out"
 			}
 		}
 		return fmt.Sprintf("vcenter %s: vSphere tags not readable (%s): its %d candidate VM(s) are left alone (fix: grant tag read access, or -no-tags to rely on the %s custom attribute alone)",
@@ -634,7 +620,7 @@ func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapsh
 	if err != nil {
 		return "", err
 	}
-	skip, err := skipMarkers(ctx, clients, snap, cands)
+	skip, err := skipMarkers(ctx, clients, cands)
 	if err != nil {
 		return "", err
 	}
@@ -658,7 +644,7 @@ func (d *daemonRemediation) Remediate(ctx context.Context, snap reconcile.Snapsh
 			}
 			return rc, func() { _ = rc.Logout(context.WithoutCancel(ctx)) }, nil
 		}
-		if w := skipTags(ctx, host, restFor, snap, cands, skip, false); w != "" {
+		if w := skipTags(ctx, host, restFor, cands, skip, false); w != "" {
 			warnings = append(warnings, w)
 		}
 	}
