@@ -79,6 +79,11 @@ func TestSafetyMultiVCenterRefCollision(t *testing.T) {
 	if len(p.Entries) != 1 || p.Entries[0].VM.VCenter != "vc2" || p.Entries[0].FindingKey != "" {
 		t.Errorf("explicit selection: %+v", p.Entries)
 	}
+	// -vm VCENTER/REF names that VM alone.
+	p = computed(Options{Settings: Settings{Select: []string{"vc2/vm-wk1-clone"}, MaxPercent: 100}})
+	if len(p.Entries) != 1 || p.Entries[0].VM.Name != "db-prod" {
+		t.Errorf("-vm vc2/vm-wk1-clone: %+v", p.Entries)
+	}
 	// Same ref, path and name in two vCenters: the finding names its VMs'
 	// vCenter, so it is vc1's wk1-clone and never vc3's twin.
 	twin := snap.VMs[1]
