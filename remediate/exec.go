@@ -85,7 +85,7 @@ func (x *Executor) Preflight(ctx context.Context, p Plan) error {
 			continue
 		}
 		if err := x.checkGuest(ctx, e.VM); err != "" {
-			lines = append(lines, fmt.Sprintf("%s (%s): %s", e.VM.Name, e.VM.Key(), err))
+			lines = append(lines, fmt.Sprintf("%s (%s): %s", e.VM.Name, e.VM.Ref, err))
 		}
 	}
 	if len(lines) > 0 {
@@ -205,7 +205,7 @@ func (x *Executor) Apply(ctx context.Context, p Plan) ([]Outcome, error) {
 	if failed {
 		for _, o := range outs {
 			if o.Status == StatusFailed {
-				return outs, fmt.Errorf("%s %s (%s): %s", o.Entry.Action, o.Entry.VM.Name, o.Entry.VM.Key(), o.Detail)
+				return outs, fmt.Errorf("%s %s (%s): %s", o.Entry.Action, o.Entry.VM.Name, o.Entry.VM.Ref, o.Detail)
 			}
 		}
 	}
