@@ -88,6 +88,13 @@ func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (re
 	}
 	for _, vc := range vcs {
 		snap.VCenters = append(snap.VCenters, vc.Name)
+		// A saved remediation plan is bound to the vCenter's instance UUID.
+		if id := vc.Client.ServiceContent.About.InstanceUuid; id != "" {
+			if snap.VCenterUUIDs == nil {
+				snap.VCenterUUIDs = map[string]string{}
+			}
+			snap.VCenterUUIDs[vc.Name] = id
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

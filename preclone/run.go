@@ -291,7 +291,7 @@ func (s *Session) guestOf(ctx context.Context, v reconcile.VM) (g *reconcile.Gue
 	if probeErr == "" && !s.opts.Logins.Any() && v.PoweredOn() && !v.Template {
 		probeErr = "no guest login (-l, GOVC_GUEST_LOGIN)"
 	}
-	if sg, ok, err := s.opts.Store.LastProbe(ctx, v.Ref); err == nil && ok && sg.Error == "" {
+	if sg, ok, err := s.opts.Store.LastProbe(ctx, v.Key()); err == nil && ok && sg.Error == "" {
 		return &sg, SourceStored, probeErr
 	}
 	if v.Template || !v.PoweredOn() {
@@ -318,7 +318,7 @@ func (s *Session) input(ctx context.Context, v reconcile.VM) Input {
 					in.SourceNodes = st.NodeIDs
 				}
 			}
-		} else if sg, ok, err := s.opts.Store.LastProbe(ctx, l.SourceRef); err == nil && ok {
+		} else if sg, ok, err := s.opts.Store.LastProbe(ctx, reconcile.VMKey{VCenter: v.VCenter, Ref: l.SourceRef}); err == nil && ok {
 			in.SourceGuest = &sg
 		}
 	}

@@ -8,23 +8,27 @@ package reconcile
 // running guest. In snapshot order, distinct. VMs are told apart by vCenter
 // and ref: morefs repeat across vCenters.
 func ProbeCandidates(snap Snapshot, res Result) []VM {
-	key := func(v VM) string { return v.VCenter + "\x00" + v.Ref }
-	byRef := map[string]VM{}
+	key := VM.Key
+	byRef := map[VMKey]VM{}
 	for _, v := range snap.VMs {
 		byRef[key(v)] = v
 	}
-	want := map[string]bool{}
+	want := map[VMKey]bool{}
 	for _, f := range res.Findings {
-		for i, r := range f.VMRefs {
-			// a finding names VMs by ref, path and name: resolve each to its vCenter
+		for i, k := range f.VMKeys() {
+			if i < len(f.VMVCenters) {
+				want[k] = true // the finding names the VM's vCenter
+				continue
+			}
+			// an older finding names VMs by ref, path and name: resolve each to its vCenter
 			for _, v := range snap.VMs {
-				if v.Ref == r && (i >= len(f.VMPaths) || v.Path == f.VMPaths[i]) {
+				if v.Ref == k.Ref && (i >= len(f.VMPaths) || v.Path == f.VMPaths[i]) {
 					want[key(v)] = true
 				}
 			}
 		}
 	}
-	nodeVMs := map[string]bool{}
+	nodeVMs := map[VMKey]bool{}
 	for _, v := range res.VMs {
 		if len(v.NodeIDs) > 0 {
 			nodeVMs[key(v.VM)] = true
@@ -32,11 +36,11 @@ func ProbeCandidates(snap Snapshot, res Result) []VM {
 		}
 	}
 	// ancestors walks a VM's lineage up within its vCenter, guarding against cycles.
-	ancestors := func(v VM) []string {
-		var out []string
-		seen := map[string]bool{key(v): true}
+	ancestors := func(v VM) []VMKey {
+		var out []VMKey
+		seen := map[VMKey]bool{key(v): true}
 		for v.Lineage != nil {
-			k := v.VCenter + "\x00" + v.Lineage.SourceRef
+			k := VMKey{VCenter: v.VCenter, Ref: v.Lineage.SourceRef}
 			if seen[k] {
 				break
 			}

@@ -50,6 +50,9 @@ type Finding struct {
 	VMs      []string `json:"vms"`      // VM names
 	VMPaths  []string `json:"vm_paths"` // inventory paths, same order as VMs
 	VMRefs   []string `json:"vm_refs"`  // morefs, same order as VMs
+	// VMVCenters are the VMs' vCenters, same order as VMs: a moref names a
+	// VM only inside its vCenter. "" for a VM of an unnamed vCenter.
+	VMVCenters []string `json:"vm_vcenters"`
 	// Original is the VM that rightfully owns the identity (never to be touched).
 	Original string   `json:"original,omitempty"`
 	Evidence []string `json:"evidence"`
@@ -61,9 +64,16 @@ type Finding struct {
 }
 
 // Key identifies a finding across runs: the same problem on the same objects
-// has the same key, whatever its evidence says this time.
+// has the same key, whatever its evidence says this time. It is
+// "KIND|NODE|KEYS": the VMs' keys (VMKey.String, "vc.example.com/vm-62"),
+// sorted and comma-separated. A VM without a vCenter contributes its bare
+// ref, as keys did before they named vCenters.
 func (f Finding) Key() string {
-	refs := append([]string(nil), f.VMRefs...)
+	keys := f.VMKeys()
+	refs := make([]string, len(keys))
+	for i, k := range keys {
+		refs[i] = k.String()
+	}
 	sort.Strings(refs)
 	return f.Kind + "|" + f.NodeID + "|" + strings.Join(refs, ",")
 }

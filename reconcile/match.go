@@ -121,7 +121,7 @@ type index struct {
 	byHost    map[string][]int // short guest hostname → VMs
 	byName    map[string][]int // short VM name → VMs without a guest hostname
 	byIP      map[string][]int // address → VMs holding it
-	byRef     map[string]int   // vcenter \x00 ref → VM
+	byRef     map[VMKey]int    // vCenter and ref → VM
 	refs      map[string][]int // ref → VMs (all vCenters)
 	addrNodes map[string]int   // address → distinct nodes presenting it
 	parent    []int            // lineage source in the snapshot, -1 if none
@@ -133,7 +133,7 @@ func newIndex(vms []VM, swarms []Swarm) *index {
 		byHost:    map[string][]int{},
 		byName:    map[string][]int{},
 		byIP:      map[string][]int{},
-		byRef:     make(map[string]int, len(vms)),
+		byRef:     make(map[VMKey]int, len(vms)),
 		refs:      make(map[string][]int, len(vms)),
 		addrNodes: map[string]int{},
 		parent:    make([]int, len(vms)),
@@ -151,7 +151,7 @@ func newIndex(vms []VM, swarms []Swarm) *index {
 				ix.byIP[a] = append(ix.byIP[a], i)
 			}
 		}
-		k := v.VCenter + "\x00" + v.Ref
+		k := v.Key()
 		if _, dup := ix.byRef[k]; !dup {
 			ix.byRef[k] = i
 		}
@@ -162,7 +162,7 @@ func newIndex(vms []VM, swarms []Swarm) *index {
 		if v.Lineage == nil || v.Lineage.SourceRef == "" {
 			continue
 		}
-		if p, ok := ix.byRef[v.VCenter+"\x00"+v.Lineage.SourceRef]; ok && p != i {
+		if p, ok := ix.byRef[VMKey{VCenter: v.VCenter, Ref: v.Lineage.SourceRef}]; ok && p != i {
 			ix.parent[i] = p
 		}
 	}
@@ -189,7 +189,7 @@ func newIndex(vms []VM, swarms []Swarm) *index {
 // across vCenters, and a probe must never be pinned on another vCenter's VM.
 func (ix *index) vmByRef(vcenter, ref string) (int, bool) {
 	if vcenter != "" {
-		i, ok := ix.byRef[vcenter+"\x00"+ref]
+		i, ok := ix.byRef[VMKey{VCenter: vcenter, Ref: ref}]
 		return i, ok
 	}
 	if l := ix.refs[ref]; len(l) == 1 {

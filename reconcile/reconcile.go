@@ -201,11 +201,11 @@ func Reconcile(snap Snapshot, hist History) Result {
 	shared := st.sharedNodeIDs()
 	fs = append(fs, shared...)
 	sharedNodes := map[string]bool{}
-	covered := map[string]bool{} // nodeID \x00 vm index
+	covered := map[string]bool{} // nodeID \x00 VM key
 	for _, f := range shared {
 		sharedNodes[f.NodeID] = true
-		for _, ref := range f.VMRefs {
-			covered[f.NodeID+"\x00"+ref] = true
+		for _, k := range f.VMKeys() {
+			covered[f.NodeID+"\x00"+k.String()] = true
 		}
 	}
 	fs = append(fs, st.flapping(sharedNodes)...)
@@ -271,7 +271,7 @@ func sortFindings(fs []Finding) []Finding {
 			continue
 		}
 		seen[f.Key()] = true
-		for _, p := range []*[]string{&f.VMs, &f.VMPaths, &f.VMRefs, &f.Evidence} {
+		for _, p := range []*[]string{&f.VMs, &f.VMPaths, &f.VMRefs, &f.VMVCenters, &f.Evidence} {
 			if *p == nil {
 				*p = []string{}
 			}
@@ -291,12 +291,13 @@ func ts(t time.Time) string {
 }
 
 func (st *state) finding(kind string, sev Severity, nodeID string, vms []int, original int) Finding {
-	f := Finding{Kind: kind, Severity: sev, NodeID: nodeID, VMs: []string{}, VMPaths: []string{}, VMRefs: []string{}}
+	f := Finding{Kind: kind, Severity: sev, NodeID: nodeID, VMs: []string{}, VMPaths: []string{}, VMRefs: []string{}, VMVCenters: []string{}}
 	for _, i := range vms {
 		v := st.ix.vms[i]
 		f.VMs = append(f.VMs, v.Name)
 		f.VMPaths = append(f.VMPaths, v.Path)
 		f.VMRefs = append(f.VMRefs, v.Ref)
+		f.VMVCenters = append(f.VMVCenters, v.VCenter)
 	}
 	if original >= 0 {
 		f.Original = st.ix.vms[original].Name

@@ -510,7 +510,7 @@ func (st *state) clones(covered map[string]bool) []Finding {
 		}
 		anc := st.ix.ancestors(i)
 		for _, id := range st.vmNodes[a] {
-			if covered[id+"\x00"+v.Ref] {
+			if covered[id+"\x00"+v.Key().String()] {
 				continue
 			}
 			// The node's owner is the farthest ancestor that holds the ID,

@@ -12,8 +12,12 @@ type Snapshot struct {
 	CollectedAt time.Time `json:"collected_at"`
 	// VCenters names the vCenters the VMs came from (host names, never credentials).
 	VCenters []string `json:"vcenters"`
-	VMs      []VM     `json:"vms"`
-	Swarms   []Swarm  `json:"swarms"`
+	// VCenterUUIDs maps each vCenter name to its instance UUID
+	// (ServiceContent.About.InstanceUuid): a name says where a vCenter was
+	// reached, the UUID which vCenter answered. Saved plans are bound to it.
+	VCenterUUIDs map[string]string `json:"vcenter_uuids,omitempty"`
+	VMs          []VM              `json:"vms"`
+	Swarms       []Swarm           `json:"swarms"`
 	// Kubernetes holds what was observed of each Kubernetes cluster.
 	Kubernetes []KubeCluster `json:"kubernetes,omitempty"`
 	// Guests holds what guest operations found inside VMs (audit -verify); empty otherwise.

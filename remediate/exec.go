@@ -131,14 +131,14 @@ func (x *Executor) Apply(ctx context.Context, p Plan) ([]Outcome, error) {
 	if p.Blocked != "" {
 		return nil, fmt.Errorf("plan %s is blocked: %s", p.ID, p.Blocked)
 	}
-	done := map[string]store.JournalEntry{} // "ref action" → outcome row
+	done := map[string]store.JournalEntry{} // "KEY action" → outcome row
 	prior, err := x.Journal.JournalEntries(ctx, p.ID)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range prior {
 		if e.Phase == store.PhaseOutcome && e.Status == StatusDone {
-			done[e.VMRef+" "+e.Action] = e
+			done[journalAction(e)] = e
 		}
 	}
 	unfinished, err := x.Journal.Unfinished(ctx)
@@ -150,7 +150,7 @@ func (x *Executor) Apply(ctx context.Context, p Plan) ([]Outcome, error) {
 	failed := false
 	for _, e := range p.Entries {
 		o := Outcome{Entry: e}
-		if d, ok := done[e.VM.Ref+" "+e.JournalAction()]; ok {
+		if d, ok := done[e.action()]; ok {
 			o.Status, o.IntentID = StatusAlreadyDone, d.IntentID
 			o.Detail = fmt.Sprintf("done by an earlier apply of this plan (journal intent #%d, %s): %s", d.IntentID, d.Time.Format(time.RFC3339), d.Detail)
 			outs = append(outs, o)
@@ -163,12 +163,12 @@ func (x *Executor) Apply(ctx context.Context, p Plan) ([]Outcome, error) {
 		}
 		var stale []store.JournalEntry
 		for _, u := range unfinished {
-			if u.VMRef == e.VM.Ref && u.Action == e.JournalAction() {
+			if journalAction(u) == e.action() {
 				stale = append(stale, u)
 			}
 		}
 		id, err := x.Journal.JournalIntent(ctx, store.JournalRecord{
-			PlanID: p.ID, VMRef: e.VM.Ref, VMName: e.VM.Name, Action: e.JournalAction(),
+			PlanID: p.ID, VCenter: e.VM.VCenter, VMRef: e.VM.Ref, VMName: e.VM.Name, Action: e.JournalAction(),
 			Reason: e.Reason, FindingKey: e.FindingKey,
 		})
 		if err != nil {
@@ -331,4 +331,20 @@ func (x *Executor) progress(format string, args ...any) {
 
 func ref(v VMInfo) types.ManagedObjectReference {
 	return types.ManagedObjectReference{Type: "VirtualMachine", Value: v.Ref}
+}
+
+// journalAction is a journal row as Entry.action names an entry: "KEY action".
+func journalAction(e store.JournalEntry) string { return e.Key().String() + " " + e.Action }
+
+// DoneIn reports, from a plan's journal rows (Journal.JournalEntries), the
+// entries an earlier apply of that plan finished: the done func of Stale
+// and Recheck. Rows match entries by vCenter, ref and action.
+func DoneIn(rows []store.JournalEntry) func(Entry) bool {
+	done := map[string]bool{}
+	for _, e := range rows {
+		if e.Phase == store.PhaseOutcome && e.Status == StatusDone {
+			done[journalAction(e)] = true
+		}
+	}
+	return func(e Entry) bool { return done[e.action()] }
 }

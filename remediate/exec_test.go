@@ -102,8 +102,8 @@ func TestApplyGuestOperations(t *testing.T) {
 		if err := m.Set(ctx, cl.Reference(), def.Key, "INC-1234 keep"); err != nil {
 			t.Fatal(err)
 		}
-		skip, err := remediate.SkipMarkers(ctx, c, []string{wk.Reference().Value, clRef})
-		if err != nil || len(skip) != 1 || !strings.Contains(skip[clRef], "INC-1234") {
+		skip, err := remediate.SkipMarkers(ctx, c, "", []reconcile.VMKey{{Ref: wk.Reference().Value}, {Ref: clRef}})
+		if err != nil || len(skip) != 1 || !strings.Contains(skip[reconcile.VMKey{Ref: clRef}], "INC-1234") {
 			t.Fatalf("skip markers %v %v", skip, err)
 		}
 		q, _ := remediate.Compute(snap, res, remediate.Options{Settings: settings, Skip: skip})
@@ -114,7 +114,7 @@ func TestApplyGuestOperations(t *testing.T) {
 		if err := m.Set(ctx, cl.Reference(), def.Key, ""); err != nil {
 			t.Fatal(err)
 		}
-		if skip, _ := remediate.SkipMarkers(ctx, c, []string{clRef}); len(skip) != 0 {
+		if skip, _ := remediate.SkipMarkers(ctx, c, "", []reconcile.VMKey{{Ref: clRef}}); len(skip) != 0 {
 			t.Errorf("cleared marker still seen: %v", skip)
 		}
 	})

@@ -3,6 +3,7 @@ package remediate
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vapi/tags"
@@ -10,15 +11,21 @@ import (
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
-// SkipMarkers returns the VMs of refs that carry the skip marker: the custom
-// attribute vmreconcile.skip set to a non-empty value (ref → description).
-// It reads the VMs' customValue and the CustomFieldsManager's field
-// definitions in one property collector call. vSphere tags are not read
-// (that needs a separate vAPI REST session): use the custom attribute.
-func SkipMarkers(ctx context.Context, c *vim25.Client, refs []string) (map[string]string, error) {
-	out := map[string]string{}
+// SkipMarkers returns the VMs of keys that carry the skip marker: the custom
+// attribute vmreconcile.skip set to a non-empty value (key → description).
+// c is the vCenter named vcenter: only the keys of that vCenter are looked
+// up (the others are left to their own vCenter's call, since morefs repeat
+// across vCenters). It reads the VMs' customValue and the
+// CustomFieldsManager's field definitions in one property collector call.
+// vSphere tags are not read (that needs a separate vAPI REST session): see
+// SkipTags.
+func SkipMarkers(ctx context.Context, c *vim25.Client, vcenter string, keys []reconcile.VMKey) (map[reconcile.VMKey]string, error) {
+	out := map[reconcile.VMKey]string{}
+	refs := refsOf(vcenter, keys)
 	if len(refs) == 0 {
 		return out, nil
 	}
@@ -51,7 +58,7 @@ func SkipMarkers(ctx context.Context, c *vim25.Client, refs []string) (map[strin
 		objs = append(objs, next.Returnval.Objects...)
 		tok = next.Returnval.Token
 	}
-	keys := map[int32]bool{} // keys of fields named SkipMarker
+	fields := map[int32]bool{} // keys of fields named SkipMarker
 	values := map[string][]types.BaseCustomFieldValue{}
 	for _, o := range objs {
 		for _, p := range o.PropSet {
@@ -59,7 +66,7 @@ func SkipMarkers(ctx context.Context, c *vim25.Client, refs []string) (map[strin
 			case types.ArrayOfCustomFieldDef:
 				for _, d := range v.CustomFieldDef {
 					if d.Name == SkipMarker {
-						keys[d.Key] = true
+						fields[d.Key] = true
 					}
 				}
 			case types.ArrayOfCustomFieldValue:
@@ -70,20 +77,33 @@ func SkipMarkers(ctx context.Context, c *vim25.Client, refs []string) (map[strin
 	for ref, vals := range values {
 		for _, bv := range vals {
 			sv, ok := bv.(*types.CustomFieldStringValue)
-			if ok && keys[sv.Key] && sv.Value != "" {
-				out[ref] = fmt.Sprintf("custom attribute %s = %q", SkipMarker, sv.Value)
+			if ok && fields[sv.Key] && sv.Value != "" {
+				out[reconcile.VMKey{VCenter: vcenter, Ref: ref}] = fmt.Sprintf("custom attribute %s = %q", SkipMarker, sv.Value)
 			}
 		}
 	}
 	return out, nil
 }
 
-// SkipTags returns the VMs of refs that have a vSphere tag named
-// vmreconcile.skip (in any category) attached: ref → description. It lists
-// the tags attached to the candidates in one call, then reads each distinct
-// tag once; rc must be logged in.
-func SkipTags(ctx context.Context, rc *rest.Client, refs []string) (map[string]string, error) {
-	out := map[string]string{}
+// refsOf returns the distinct refs of the keys of one vCenter.
+func refsOf(vcenter string, keys []reconcile.VMKey) []string {
+	var refs []string
+	for _, k := range keys {
+		if k.VCenter == vcenter && k.Ref != "" && !slices.Contains(refs, k.Ref) {
+			refs = append(refs, k.Ref)
+		}
+	}
+	return refs
+}
+
+// SkipTags returns the VMs of keys that have a vSphere tag named
+// vmreconcile.skip (in any category) attached: key → description. rc is a
+// logged-in vAPI session of the vCenter named vcenter: only the keys of that
+// vCenter are looked up. It lists the tags attached to those VMs in one
+// call, then reads each distinct tag once.
+func SkipTags(ctx context.Context, rc *rest.Client, vcenter string, keys []reconcile.VMKey) (map[reconcile.VMKey]string, error) {
+	out := map[reconcile.VMKey]string{}
+	refs := refsOf(vcenter, keys)
 	if len(refs) == 0 {
 		return out, nil
 	}
@@ -110,7 +130,7 @@ func SkipTags(ctx context.Context, rc *rest.Client, refs []string) (map[string]s
 		}
 		for _, id := range a.TagIDs {
 			if names[id] == SkipMarker {
-				out[a.ObjectID.Reference().Value] = fmt.Sprintf("vSphere tag %s", SkipMarker)
+				out[reconcile.VMKey{VCenter: vcenter, Ref: a.ObjectID.Reference().Value}] = fmt.Sprintf("vSphere tag %s", SkipMarker)
 			}
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path"
 	"slices"
@@ -52,8 +53,10 @@ const (
 // to a non-empty value on a VM, keeps remediation away from it.
 const SkipMarker = "vmreconcile.skip"
 
-// PlanVersion is the version of the saved plan format.
-const PlanVersion = 1
+// PlanVersion is the version of the saved plan format. Version 2 names VMs
+// by vCenter and ref in the fingerprint, binds the plan to the vCenters'
+// instance UUIDs and the swarms' cluster IDs, and is sealed.
+const PlanVersion = 2
 
 // Defaults of the caps.
 const (
@@ -75,9 +78,10 @@ type Settings struct {
 // Options tune Plan.
 type Options struct {
 	Settings
-	// Skip holds the VMs that carry the skip marker: VM ref → what was found
-	// (see SkipMarkers). Only the candidates need to be looked up.
-	Skip map[string]string
+	// Skip holds the VMs that carry the skip marker: VM key → what was found
+	// (see SkipMarkers and SkipTags, called per vCenter). Only the
+	// candidates need to be looked up.
+	Skip map[reconcile.VMKey]string
 	// Now stamps the plan (and seeds its ID); zero means time.Now().
 	Now time.Time
 }
@@ -141,8 +145,17 @@ type Plan struct {
 	Refused []Refusal `json:"refused,omitempty"`
 	// Blocked, when set, says which cap refused the whole plan: Entries
 	// lists what qualified, and nothing will be done.
-	Blocked     string      `json:"blocked,omitempty"`
-	Fingerprint Fingerprint `json:"fingerprint"`
+	Blocked string `json:"blocked,omitempty"`
+	// VCenterUUIDs binds the plan to the vCenters it was computed against:
+	// vCenter name → instance UUID (Snapshot.VCenterUUIDs). ClusterIDs are
+	// the swarms' cluster IDs. Recheck refuses a plan applied where they
+	// differ.
+	VCenterUUIDs map[string]string `json:"vcenter_uuids,omitempty"`
+	ClusterIDs   []string          `json:"cluster_ids,omitempty"`
+	Fingerprint  Fingerprint       `json:"fingerprint"`
+	// Seal is the HMAC of everything else in the plan with the local plan
+	// key (Seal, Verify): a saved plan edited by hand does not verify.
+	Seal string `json:"seal,omitempty"`
 }
 
 // Actionable reports whether applying the plan would do anything.
@@ -157,7 +170,7 @@ type Fingerprint struct {
 	VMs []FingerprintVM `json:"vms"`
 	// Findings are the keys of the swarm-identity findings of the result.
 	Findings []string `json:"findings"`
-	// Actions are "ref action" of the entries.
+	// Actions are "KEY action" of the entries (KEY: VMKey.String).
 	Actions []string `json:"actions"`
 	Digest  string   `json:"digest"`
 }
@@ -218,22 +231,22 @@ type candidate struct {
 	reason  string
 }
 
-// Candidates returns the refs of the VMs Plan would consider acting on,
-// before the skip marker is checked: look their markers up (SkipMarkers)
-// and pass them in Options.Skip.
-func Candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]string, error) {
+// Candidates returns the keys of the VMs Plan would consider acting on,
+// before the skip marker is checked: look their markers up (SkipMarkers and
+// SkipTags, once per vCenter) and pass them in Options.Skip.
+func Candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]reconcile.VMKey, error) {
 	if err := s.Normalize(); err != nil {
 		return nil, err
 	}
-	cands, _, err := candidates(snap, res, s)
+	cands, _, err := candidates(snap, res, s, nil)
 	if err != nil {
 		return nil, err
 	}
-	refs := make([]string, 0, len(cands))
+	keys := make([]reconcile.VMKey, 0, len(cands))
 	for _, c := range cands {
-		refs = append(refs, c.vm.Ref)
+		keys = append(keys, c.vm.Key())
 	}
-	return refs, nil
+	return keys, nil
 }
 
 // Compute computes the plan: what remediation would do. It is pure: no I/O, and the same
@@ -247,139 +260,44 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 	if now.IsZero() {
 		now = time.Now()
 	}
-	p := Plan{Version: PlanVersion, Created: now.UTC(), Settings: s}
+	p := Plan{Version: PlanVersion, Created: now.UTC(), Settings: s, VCenterUUIDs: maps.Clone(snap.VCenterUUIDs), ClusterIDs: clusterIDs(snap)}
+	ix := newVMIndex(snap)
 	for _, v := range snap.VMs {
 		if !v.Template {
 			p.InventoryVMs++
 		}
 	}
-	// VMs are keyed by vCenter and ref (vmKey): several vCenters hand out
-	// the same morefs, and a finding's refs alone could name a VM of
-	// another vCenter.
-	byKey := map[string]reconcile.VM{}
-	refs := refIndex(snap)
-	for _, v := range snap.VMs {
-		byKey[vmKey(v)] = v
-	}
-	guests := map[string]reconcile.GuestIdentity{}
-	for _, g := range snap.Guests {
-		guests[g.VMRef] = g
-	}
-
 	// Originals are never touched.
-	protected := map[string]string{}
-	involved := map[string]bool{}
-	var keys []string
-	for i := range res.Findings {
-		f := &res.Findings[i]
-		if !slices.Contains(swarmKinds, f.Kind) {
-			continue
-		}
-		keys = append(keys, f.Key())
-		if f.Original == "" || len(f.VMRefs) == 0 {
-			continue
-		}
-		// The original is listed first; also protect whichever VM carries
-		// the original's name, should the order ever differ. When the ref
-		// cannot be narrowed to one VM, every VM with that ref is protected.
-		for j := range f.VMRefs {
-			if j != 0 && (j >= len(f.VMs) || f.VMs[j] != f.Original) {
-				continue
-			}
-			vs := resolve(refs, f, j)
-			if len(vs) != 1 {
-				vs = refs[f.VMRefs[j]]
-			}
-			for _, v := range vs {
-				if _, ok := protected[vmKey(v)]; !ok {
-					protected[vmKey(v)] = fmt.Sprintf("original of the %s finding for node %s: never touched", f.Kind, f.NodeID)
-				}
-				involved[vmKey(v)] = true
-			}
-		}
-	}
+	protected, involved, keys := ix.protect(res)
 
-	cands, refused, err := candidates(snap, res, s)
+	cands, refused, err := candidates(snap, res, s, ix)
 	if err != nil {
 		return Plan{}, err
 	}
 	p.Refused = refused
 	for _, c := range cands {
-		v := c.vm
-		info := vmInfo(v)
-		refuse := func(why, fix string) {
-			p.Refused = append(p.Refused, Refusal{VM: info, FindingKey: keyOf(c.finding), Why: why, Fix: fix})
-		}
-		switch {
-		case v.Template:
-			refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(res, v))
-			continue
-		case protected[vmKey(v)] != "":
-			refuse(protected[vmKey(v)], "")
-			continue
-		case matchAny(s.Exclude, v):
-			refuse("matches an exclude pattern (policy.exclude)", "")
-			continue
-		case opts.Skip[v.Ref] != "":
-			refuse("skip marker: "+opts.Skip[v.Ref], "")
-			continue
-		}
-		e := Entry{VM: info, Action: s.Action, ForgetIdentity: s.ForgetIdentity, Reason: c.reason}
-		if f := c.finding; f != nil {
-			e.FindingKey, e.FindingKind, e.NodeID, e.Original = f.Key(), f.Kind, f.NodeID, f.Original
-		}
-		switch s.Action {
-		case ActionPowerOff:
-			if v.PowerState == "poweredOff" {
-				p.AlreadyDone = append(p.AlreadyDone, withReason(e, "already powered off"))
-				continue
-			}
-		case ActionDisableDocker:
-			if !v.PoweredOn() {
-				refuse(fmt.Sprintf("%s: guest operations need it powered on", orUnknown(v.PowerState)),
-					"power it on with its network disconnected and rerun, or disable Docker in the guest before it rejoins; it takes over the node again when its Docker starts")
-				continue
-			}
-			// Guest probes carry only a ref: trust one only when no other
-			// vCenter's VM has the same ref.
-			if g, ok := guests[v.Ref]; ok && len(refs[v.Ref]) == 1 && g.Error == "" && g.DockerEnabled == "no" && g.DockerActive == "no" && (!s.ForgetIdentity || g.NodeID == "") {
-				p.AlreadyDone = append(p.AlreadyDone, withReason(e, "guest probe: Docker already disabled and inactive"))
-				continue
-			}
-		}
-		p.Entries = append(p.Entries, e)
+		p.consider(c, res, ix, protected[c.vm.Key()], opts.Skip)
 	}
-
-	// Caps, as Cluster API's MachineHealthCheck maxUnhealthy: beyond them,
-	// something is wrong with the detection or the estate; do nothing.
-	if n := len(p.Entries); n > 0 {
-		pct := 100 * float64(n) / float64(max(p.InventoryVMs, 1))
-		switch {
-		case n > s.MaxActions:
-			p.Blocked = fmt.Sprintf("%d VMs qualify but -max-actions allows %d", n, s.MaxActions)
-		case pct > s.MaxPercent:
-			p.Blocked = fmt.Sprintf("%d VMs qualify = %.1f%% of the %d VMs in the inventory, but -max-percent allows %g%%", n, pct, p.InventoryVMs, s.MaxPercent)
-		}
-	}
+	p.Blocked = capsBlock(len(p.Entries), p.InventoryVMs, s)
 
 	// Fingerprint: the VMs involved with their power states, the finding keys
 	// and the actions.
 	for _, e := range p.Entries {
-		involved[infoKey(e.VM)] = true
+		involved[e.VM.Key()] = true
 	}
 	for _, e := range p.AlreadyDone {
-		involved[infoKey(e.VM)] = true
+		involved[e.VM.Key()] = true
 	}
 	for _, r := range p.Refused {
-		involved[infoKey(r.VM)] = true
+		involved[r.VM.Key()] = true
 	}
 	fp := Fingerprint{Findings: sortedUnique(keys), Actions: []string{}}
-	for _, k := range sortedKeys(involved) {
-		v := byKey[k]
+	for _, k := range sortedVMKeys(involved) {
+		v := ix.byKey[k]
 		fp.VMs = append(fp.VMs, FingerprintVM{VCenter: v.VCenter, Ref: v.Ref, Name: v.Name, PowerState: v.PowerState})
 	}
 	for _, e := range p.Entries {
-		fp.Actions = append(fp.Actions, e.VM.Ref+" "+e.JournalAction())
+		fp.Actions = append(fp.Actions, e.action())
 	}
 	fp.Digest = fp.digest()
 	p.Fingerprint = fp
@@ -388,181 +306,120 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 	return p, nil
 }
 
-// candidates lists the VMs to consider, in order, and the VMs refused
-// before any per-VM check (findings without an original).
-func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]candidate, []Refusal, error) {
-	refs := refIndex(snap)
-	byKey := map[string]reconcile.VM{}
-	for _, v := range snap.VMs {
-		byKey[vmKey(v)] = v
+// consider adds candidate c to the plan: as an entry, as already done, or
+// as refused (protected says why it is an original, "" when it is not).
+func (p *Plan) consider(c candidate, res reconcile.Result, ix *vmIndex, protected string, skip map[reconcile.VMKey]string) {
+	s := p.Settings
+	v := c.vm
+	info := vmInfo(v)
+	refuse := func(why, fix string) {
+		p.Refused = append(p.Refused, Refusal{VM: info, FindingKey: keyOf(c.finding), Why: why, Fix: fix})
 	}
-	var out []candidate
-	var refused []Refusal
-	seen := map[string]bool{} // vmKey
-	add := func(c candidate) {
-		if !seen[vmKey(c.vm)] {
-			seen[vmKey(c.vm)] = true
-			out = append(out, c)
-		}
+	switch {
+	case v.Template:
+		refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(res, v))
+		return
+	case protected != "":
+		refuse(protected, "")
+		return
+	case matchAny(s.Exclude, v):
+		refuse("matches an exclude pattern (policy.exclude)", "")
+		return
+	case skip[v.Key()] != "":
+		refuse("skip marker: "+skip[v.Key()], "")
+		return
 	}
-	// impostors: ref → the finding naming it and why.
-	type why struct {
-		f      *reconcile.Finding
-		reason string
+	e := Entry{VM: info, Action: s.Action, ForgetIdentity: s.ForgetIdentity, Reason: c.reason}
+	if f := c.finding; f != nil {
+		e.FindingKey, e.FindingKind, e.NodeID, e.Original = f.Key(), f.Kind, f.NodeID, f.Original
 	}
-	impostors := map[string]why{} // vmKey → why
-	var order []string            // vmKeys
-	noOriginal := map[string]*reconcile.Finding{}
-	ambiguous := map[string]*reconcile.Finding{} // ref → finding naming a ref several VMs carry
-	// name records the j-th VM of f as an impostor, when the ref resolves to
-	// exactly one VM of the snapshot.
-	name := func(f *reconcile.Finding, j int, reason string) {
-		vs := resolve(refs, f, j)
-		if len(vs) != 1 {
-			if len(vs) > 1 {
-				if _, ok := ambiguous[f.VMRefs[j]]; !ok {
-					ambiguous[f.VMRefs[j]] = f
-				}
-			}
+	switch s.Action {
+	case ActionPowerOff:
+		if v.PowerState == "poweredOff" {
+			p.AlreadyDone = append(p.AlreadyDone, withReason(e, "already powered off"))
 			return
 		}
-		k := vmKey(vs[0])
-		if _, ok := impostors[k]; !ok {
-			impostors[k] = why{f, reason}
-			order = append(order, k)
+	case ActionDisableDocker:
+		if !v.PoweredOn() {
+			refuse(fmt.Sprintf("%s: guest operations need it powered on", orUnknown(v.PowerState)),
+				"power it on with its network disconnected and rerun, or disable Docker in the guest before it rejoins; it takes over the node again when its Docker starts")
+			return
+		}
+		if g, ok := ix.guest(v); ok && g.Error == "" && g.DockerEnabled == "no" && g.DockerActive == "no" && (!s.ForgetIdentity || g.NodeID == "") {
+			p.AlreadyDone = append(p.AlreadyDone, withReason(e, "guest probe: Docker already disabled and inactive"))
+			return
 		}
 	}
-	for i := range res.Findings {
-		f := &res.Findings[i]
-		if len(f.VMRefs) == 0 { // nothing to act on (and no index to take)
-			continue
-		}
-		switch f.Kind {
-		case reconcile.KindSharedNodeID:
-			if f.Original == "" {
-				for j, ref := range f.VMRefs {
-					vs := resolve(refs, f, j)
-					if len(vs) == 0 {
-						vs = refs[ref]
-					}
-					for _, v := range vs {
-						if _, ok := noOriginal[vmKey(v)]; !ok {
-							noOriginal[vmKey(v)] = f
-						}
-					}
-				}
-				continue
-			}
-			conf := ""
-			if f.Confirmed {
-				conf = ", confirmed in the guest"
-			}
-			for j := range f.VMRefs {
-				if j == 0 {
-					continue
-				}
-				name(f, j, fmt.Sprintf("answers as node %s of %s (the original, left alone)%s", f.NodeID, f.Original, conf))
-			}
-		case reconcile.KindCloneOfSwarmNode:
-			if len(f.VMRefs) < 2 {
-				continue
-			}
-			name(f, len(f.VMRefs)-1, fmt.Sprintf("clone of swarm node %s (%s, left alone) carrying its swarm state", f.NodeID, f.Original))
-		case reconcile.KindTemplateCarriesSwarm:
-			name(f, len(f.VMRefs)-1, fmt.Sprintf("template carries the swarm identity of node %s", f.NodeID))
-		}
-	}
-
-	if len(s.Select) > 0 {
-		matched := map[string]bool{}
-		vms := slices.Clone(snap.VMs)
-		sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
-		for _, v := range vms {
-			hit := false
-			for _, p := range s.Select {
-				if matchPattern(p, v) {
-					matched[p] = true
-					hit = true
-				}
-			}
-			if !hit {
-				continue
-			}
-			if w, ok := impostors[vmKey(v)]; ok {
-				add(candidate{vm: v, finding: w.f, reason: w.reason + "; selected with -vm"})
-			} else if f := noOriginal[vmKey(v)]; f != nil {
-				add(candidate{vm: v, finding: f, reason: fmt.Sprintf("shares node ID %s (original undetermined); selected with -vm", f.NodeID)})
-			} else {
-				add(candidate{vm: v, reason: "selected with -vm (no finding names it)"})
-			}
-		}
-		var missing []string
-		for _, p := range s.Select {
-			if !matched[p] {
-				missing = append(missing, p)
-			}
-		}
-		if len(missing) > 0 {
-			return nil, nil, &SelectError{Patterns: missing}
-		}
-		return out, nil, nil
-	}
-
-	for _, k := range order {
-		v, ok := byKey[k]
-		if !ok {
-			continue
-		}
-		w := impostors[k]
-		add(candidate{vm: v, finding: w.f, reason: w.reason})
-	}
-	for _, k := range sortedKeys(noOriginalSet(noOriginal)) {
-		f := noOriginal[k]
-		v, ok := byKey[k]
-		if !ok || seen[k] {
-			continue
-		}
-		seen[k] = true
-		refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
-			Why: fmt.Sprintf("shares node ID %s but the evidence cannot tell which VM is the original", f.NodeID),
-			Fix: "decide which VM is the original and name the others with -vm NAME"})
-	}
-	for _, ref := range sortedKeys(noOriginalSet(ambiguous)) {
-		f := ambiguous[ref]
-		for _, v := range refs[ref] {
-			if seen[vmKey(v)] {
-				continue
-			}
-			seen[vmKey(v)] = true
-			refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
-				Why: fmt.Sprintf("the finding names ref %s, which several vCenters' VMs carry with the same path and name: cannot tell which one it means", ref),
-				Fix: "name the impostor with -vm PATH"})
-		}
-	}
-	return out, refused, nil
+	p.Entries = append(p.Entries, e)
 }
 
-// vmKey identifies a VM across vCenters (morefs repeat across vCenters).
-func vmKey(v reconcile.VM) string { return v.VCenter + "\x00" + v.Ref }
+// capsBlock says which cap refuses n actions in an inventory of inventory
+// VMs, or "" when none does. As Cluster API's MachineHealthCheck
+// maxUnhealthy: beyond the caps, something is wrong with the detection or
+// the estate; do nothing.
+func capsBlock(n, inventory int, s Settings) string {
+	if n == 0 {
+		return ""
+	}
+	pct := 100 * float64(n) / float64(max(inventory, 1))
+	switch {
+	case n > s.MaxActions:
+		return fmt.Sprintf("%d VMs qualify but -max-actions allows %d", n, s.MaxActions)
+	case pct > s.MaxPercent:
+		return fmt.Sprintf("%d VMs qualify = %.1f%% of the %d VMs in the inventory, but -max-percent allows %g%%", n, pct, inventory, s.MaxPercent)
+	}
+	return ""
+}
 
-func infoKey(v VMInfo) string { return v.VCenter + "\x00" + v.Ref }
+// vmIndex holds a snapshot's VMs and guest probes by key. VMs are keyed by
+// vCenter and ref: several vCenters hand out the same morefs.
+type vmIndex struct {
+	byKey  map[reconcile.VMKey]reconcile.VM
+	refs   map[string][]reconcile.VM // ref → the VMs carrying it, one per vCenter using it
+	guests map[reconcile.VMKey]reconcile.GuestIdentity
+}
 
-// refIndex maps each ref to the VMs of the snapshot carrying it (one per
-// vCenter using it).
-func refIndex(snap reconcile.Snapshot) map[string][]reconcile.VM {
-	m := map[string][]reconcile.VM{}
+func newVMIndex(snap reconcile.Snapshot) *vmIndex {
+	ix := &vmIndex{byKey: map[reconcile.VMKey]reconcile.VM{}, refs: map[string][]reconcile.VM{}, guests: map[reconcile.VMKey]reconcile.GuestIdentity{}}
 	for _, v := range snap.VMs {
-		m[v.Ref] = append(m[v.Ref], v)
+		ix.byKey[v.Key()] = v
+		ix.refs[v.Ref] = append(ix.refs[v.Ref], v)
 	}
-	return m
+	for _, g := range snap.Guests {
+		if old, ok := ix.guests[g.Key()]; !ok || !g.ProbedAt.Before(old.ProbedAt) {
+			ix.guests[g.Key()] = g // the latest probe wins
+		}
+	}
+	return ix
 }
 
-// resolve returns the VMs the j-th VM of a finding can be. Findings name VMs
-// by ref (plus path and name): when several vCenters have a VM with that
-// ref, the finding's path and name narrow it down. More than one result
-// means the finding is ambiguous and must not be acted on.
-func resolve(refs map[string][]reconcile.VM, f *reconcile.Finding, j int) []reconcile.VM {
-	vs := refs[f.VMRefs[j]]
+// guest returns the guest probe of v: its own, or one that names no
+// vCenter when no other vCenter's VM has v's ref.
+func (ix *vmIndex) guest(v reconcile.VM) (reconcile.GuestIdentity, bool) {
+	if g, ok := ix.guests[v.Key()]; ok {
+		return g, true
+	}
+	if len(ix.refs[v.Ref]) == 1 {
+		g, ok := ix.guests[reconcile.VMKey{Ref: v.Ref}]
+		return g, ok
+	}
+	return reconcile.GuestIdentity{}, false
+}
+
+// resolve returns the VMs the j-th VM of a finding can be. A finding names
+// its VMs' vCenters (Finding.VMVCenters): that VM, if the snapshot has it.
+// One that does not (older JSON or store rows) names them by ref, path and
+// name: when several vCenters have a VM with that ref, the path and name
+// narrow it down. More than one result means the finding is ambiguous and
+// must not be acted on.
+func (ix *vmIndex) resolve(f *reconcile.Finding, j int) []reconcile.VM {
+	if j < len(f.VMVCenters) {
+		if v, ok := ix.byKey[reconcile.VMKey{VCenter: f.VMVCenters[j], Ref: f.VMRefs[j]}]; ok {
+			return []reconcile.VM{v}
+		}
+		return nil
+	}
+	vs := ix.refs[f.VMRefs[j]]
 	if len(vs) <= 1 {
 		return vs
 	}
@@ -579,6 +436,233 @@ func resolve(refs map[string][]reconcile.VM, f *reconcile.Finding, j int) []reco
 	return out
 }
 
+// protect returns the originals of the swarm-identity findings (VM key →
+// why it is never touched), the VMs involved so far (the originals) and the
+// findings' keys.
+func (ix *vmIndex) protect(res reconcile.Result) (map[reconcile.VMKey]string, map[reconcile.VMKey]bool, []string) {
+	protected := map[reconcile.VMKey]string{}
+	involved := map[reconcile.VMKey]bool{}
+	var keys []string
+	for i := range res.Findings {
+		f := &res.Findings[i]
+		if !slices.Contains(swarmKinds, f.Kind) {
+			continue
+		}
+		keys = append(keys, f.Key())
+		if f.Original == "" || len(f.VMRefs) == 0 {
+			continue
+		}
+		// The original is listed first; also protect whichever VM carries
+		// the original's name, should the order ever differ. When the
+		// finding's VM cannot be narrowed to one VM, every VM with that ref
+		// is protected.
+		for j := range f.VMRefs {
+			if j != 0 && (j >= len(f.VMs) || f.VMs[j] != f.Original) {
+				continue
+			}
+			vs := ix.resolve(f, j)
+			if len(vs) != 1 {
+				vs = ix.refs[f.VMRefs[j]]
+			}
+			for _, v := range vs {
+				if _, ok := protected[v.Key()]; !ok {
+					protected[v.Key()] = fmt.Sprintf("original of the %s finding for node %s: never touched", f.Kind, f.NodeID)
+				}
+				involved[v.Key()] = true
+			}
+		}
+	}
+	return protected, involved, keys
+}
+
+// impostors is what the findings name for action, before -vm selection.
+type impostors struct {
+	why   map[reconcile.VMKey]impostor
+	order []reconcile.VMKey
+	// noOriginal: VMs of shared-node-id findings whose original is
+	// undetermined; ambiguous: refs (of findings without vCenters) that
+	// several vCenters' VMs carry with the same path and name.
+	noOriginal map[reconcile.VMKey]*reconcile.Finding
+	ambiguous  map[string]*reconcile.Finding
+}
+
+type impostor struct {
+	f      *reconcile.Finding
+	reason string
+}
+
+// name records the j-th VM of f as an impostor, when it resolves to exactly
+// one VM of the snapshot.
+func (im *impostors) name(ix *vmIndex, f *reconcile.Finding, j int, reason string) {
+	vs := ix.resolve(f, j)
+	if len(vs) != 1 {
+		if _, ok := im.ambiguous[f.VMRefs[j]]; !ok && len(vs) > 1 {
+			im.ambiguous[f.VMRefs[j]] = f
+		}
+		return
+	}
+	k := vs[0].Key()
+	if _, ok := im.why[k]; !ok {
+		im.why[k] = impostor{f, reason}
+		im.order = append(im.order, k)
+	}
+}
+
+func findImpostors(res reconcile.Result, ix *vmIndex) *impostors {
+	im := &impostors{why: map[reconcile.VMKey]impostor{}, noOriginal: map[reconcile.VMKey]*reconcile.Finding{}, ambiguous: map[string]*reconcile.Finding{}}
+	for i := range res.Findings {
+		f := &res.Findings[i]
+		if len(f.VMRefs) == 0 { // nothing to act on (and no index to take)
+			continue
+		}
+		switch f.Kind {
+		case reconcile.KindSharedNodeID:
+			if f.Original == "" {
+				for j, ref := range f.VMRefs {
+					vs := ix.resolve(f, j)
+					if len(vs) == 0 && j >= len(f.VMVCenters) {
+						vs = ix.refs[ref]
+					}
+					for _, v := range vs {
+						if _, ok := im.noOriginal[v.Key()]; !ok {
+							im.noOriginal[v.Key()] = f
+						}
+					}
+				}
+				continue
+			}
+			conf := ""
+			if f.Confirmed {
+				conf = ", confirmed in the guest"
+			}
+			for j := range f.VMRefs {
+				if j == 0 {
+					continue
+				}
+				im.name(ix, f, j, fmt.Sprintf("answers as node %s of %s (the original, left alone)%s", f.NodeID, f.Original, conf))
+			}
+		case reconcile.KindCloneOfSwarmNode:
+			if len(f.VMRefs) < 2 {
+				continue
+			}
+			im.name(ix, f, len(f.VMRefs)-1, fmt.Sprintf("clone of swarm node %s (%s, left alone) carrying its swarm state", f.NodeID, f.Original))
+		case reconcile.KindTemplateCarriesSwarm:
+			im.name(ix, f, len(f.VMRefs)-1, fmt.Sprintf("template carries the swarm identity of node %s", f.NodeID))
+		}
+	}
+	return im
+}
+
+// candidates lists the VMs to consider, in order, and the VMs refused
+// before any per-VM check (findings without an original, ambiguous refs).
+func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings, ix *vmIndex) ([]candidate, []Refusal, error) {
+	if ix == nil {
+		ix = newVMIndex(snap)
+	}
+	im := findImpostors(res, ix)
+	if len(s.Select) > 0 {
+		out, err := selected(snap, s.Select, im)
+		return out, nil, err
+	}
+	var out []candidate
+	var refused []Refusal
+	seen := map[reconcile.VMKey]bool{}
+	for _, k := range im.order {
+		v, ok := ix.byKey[k]
+		if !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		w := im.why[k]
+		out = append(out, candidate{vm: v, finding: w.f, reason: w.reason})
+	}
+	for _, k := range sortedVMKeys(im.noOriginal) {
+		f := im.noOriginal[k]
+		v, ok := ix.byKey[k]
+		if !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
+			Why: fmt.Sprintf("shares node ID %s but the evidence cannot tell which VM is the original", f.NodeID),
+			Fix: "decide which VM is the original and name the others with -vm NAME"})
+	}
+	for _, ref := range slices.Sorted(maps.Keys(im.ambiguous)) {
+		f := im.ambiguous[ref]
+		for _, v := range ix.refs[ref] {
+			if seen[v.Key()] {
+				continue
+			}
+			seen[v.Key()] = true
+			refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
+				Why: fmt.Sprintf("the finding names ref %s, which several vCenters' VMs carry with the same path and name: cannot tell which one it means", ref),
+				Fix: "name the impostor with -vm PATH"})
+		}
+	}
+	return out, refused, nil
+}
+
+// selected lists the VMs -vm selects, by name, with the finding that names
+// each, if any. A pattern that matches no VM is a *SelectError.
+func selected(snap reconcile.Snapshot, patterns []string, im *impostors) ([]candidate, error) {
+	var out []candidate
+	seen := map[reconcile.VMKey]bool{}
+	matched := map[string]bool{}
+	vms := slices.Clone(snap.VMs)
+	sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	for _, v := range vms {
+		hit := false
+		for _, p := range patterns {
+			if matchPattern(p, v) {
+				matched[p] = true
+				hit = true
+			}
+		}
+		if !hit || seen[v.Key()] {
+			continue
+		}
+		seen[v.Key()] = true
+		if w, ok := im.why[v.Key()]; ok {
+			out = append(out, candidate{vm: v, finding: w.f, reason: w.reason + "; selected with -vm"})
+		} else if f := im.noOriginal[v.Key()]; f != nil {
+			out = append(out, candidate{vm: v, finding: f, reason: fmt.Sprintf("shares node ID %s (original undetermined); selected with -vm", f.NodeID)})
+		} else {
+			out = append(out, candidate{vm: v, reason: "selected with -vm (no finding names it)"})
+		}
+	}
+	var missing []string
+	for _, p := range patterns {
+		if !matched[p] {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &SelectError{Patterns: missing}
+	}
+	return out, nil
+}
+
+// Key returns the key of the VM.
+func (v VMInfo) Key() reconcile.VMKey { return reconcile.VMKey{VCenter: v.VCenter, Ref: v.Ref} }
+
+// action is the entry as the fingerprint lists it: "KEY action".
+func (e Entry) action() string { return e.VM.Key().String() + " " + e.JournalAction() }
+
+func clusterIDs(snap reconcile.Snapshot) []string {
+	var out []string
+	for _, sw := range snap.Swarms {
+		if sw.ClusterID != "" {
+			out = append(out, sw.ClusterID)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func sortedVMKeys[V any](m map[reconcile.VMKey]V) []reconcile.VMKey {
+	return slices.SortedFunc(maps.Keys(m), reconcile.VMKey.Compare)
+}
+
 // SelectError says which -vm patterns matched no VM.
 type SelectError struct{ Patterns []string }
 
@@ -592,18 +676,15 @@ func IsSelectError(err error) bool {
 	return errors.As(err, &se)
 }
 
-func noOriginalSet(m map[string]*reconcile.Finding) map[string]bool {
-	out := map[string]bool{}
-	for k := range m {
-		out[k] = true
-	}
-	return out
-}
-
 func templateFix(res reconcile.Result, v reconcile.VM) string {
 	for _, f := range res.Findings {
-		if f.Kind == reconcile.KindTemplateCarriesSwarm && slices.Contains(f.VMRefs, v.Ref) {
-			return f.Remedy
+		if f.Kind != reconcile.KindTemplateCarriesSwarm {
+			continue
+		}
+		for j, k := range f.VMKeys() {
+			if k.Ref == v.Ref && (j >= len(f.VMVCenters) || k.VCenter == v.VCenter) {
+				return f.Remedy
+			}
 		}
 	}
 	return "convert it to a VM, power it on with its network disconnected, run `systemctl disable --now docker.service docker.socket`, move /var/lib/docker/swarm and /var/lib/docker/engine-id aside, power it off and convert it back to a template"
@@ -626,9 +707,9 @@ func keyOf(f *reconcile.Finding) string {
 }
 
 // matchPattern matches a -vm or exclude pattern against a VM's name, its
-// inventory path and its ref.
+// inventory path, its ref and its key ("VCENTER/REF").
 func matchPattern(p string, v reconcile.VM) bool {
-	if p == v.Name || p == v.Path || p == v.Ref {
+	if p == v.Name || p == v.Path || p == v.Ref || p == v.Key().String() {
 		return true
 	}
 	if ok, _ := path.Match(p, v.Name); ok {
@@ -652,15 +733,6 @@ func orUnknown(s string) string {
 		return "power state unknown"
 	}
 	return s
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func sortedUnique(s []string) []string {
@@ -701,12 +773,12 @@ func Changed(saved, fresh Fingerprint) string {
 	if saved.Digest == fresh.Digest && saved.Digest != "" {
 		return ""
 	}
-	key := func(v FingerprintVM) string { return v.VCenter + "\x00" + v.Ref }
-	old := map[string]FingerprintVM{}
+	key := func(v FingerprintVM) reconcile.VMKey { return reconcile.VMKey{VCenter: v.VCenter, Ref: v.Ref} }
+	old := map[reconcile.VMKey]FingerprintVM{}
 	for _, v := range saved.VMs {
 		old[key(v)] = v
 	}
-	now := map[string]FingerprintVM{}
+	now := map[reconcile.VMKey]FingerprintVM{}
 	for _, v := range fresh.VMs {
 		now[key(v)] = v
 	}
@@ -716,16 +788,16 @@ func Changed(saved, fresh Fingerprint) string {
 		switch {
 		case !ok:
 			// Still in the inventory? The fresh plan no longer involves it.
-			diffs = append(diffs, fmt.Sprintf("VM %s (%s) is no longer involved", v.Name, v.Ref))
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) is no longer involved", v.Name, key(v)))
 		case n.PowerState != v.PowerState:
-			diffs = append(diffs, fmt.Sprintf("VM %s (%s) power state %s → %s", v.Name, v.Ref, v.PowerState, n.PowerState))
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) power state %s → %s", v.Name, key(v), v.PowerState, n.PowerState))
 		case n.Name != v.Name:
-			diffs = append(diffs, fmt.Sprintf("VM %s (%s) renamed to %s", v.Name, v.Ref, n.Name))
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) renamed to %s", v.Name, key(v), n.Name))
 		}
 	}
 	for _, v := range fresh.VMs {
 		if _, ok := old[key(v)]; !ok {
-			diffs = append(diffs, fmt.Sprintf("VM %s (%s) is newly involved", v.Name, v.Ref))
+			diffs = append(diffs, fmt.Sprintf("VM %s (%s) is newly involved", v.Name, key(v)))
 		}
 	}
 	for _, k := range saved.Findings {
@@ -773,7 +845,7 @@ func Stale(saved, fresh Plan, done func(Entry) bool) string {
 	}
 	var savedActions []string
 	for _, e := range saved.Entries {
-		savedActions = append(savedActions, e.VM.Ref+" "+e.JournalAction())
+		savedActions = append(savedActions, e.action())
 	}
 	if !slices.Equal(savedActions, saved.Fingerprint.Actions) && !(len(savedActions) == 0 && len(saved.Fingerprint.Actions) == 0) {
 		return "the plan file's entries do not match its fingerprint (edited or corrupted)"
@@ -785,12 +857,12 @@ func Stale(saved, fresh Plan, done func(Entry) bool) string {
 		if done == nil || !done(e) {
 			continue
 		}
-		a := e.VM.Ref + " " + e.JournalAction()
+		a := e.action()
 		if !slices.Contains(fp.Actions, a) {
 			fp.Actions = append(fp.Actions, a)
 		}
 		for i := range fp.VMs {
-			if fp.VMs[i].Ref == e.VM.Ref && fp.VMs[i].VCenter == e.VM.VCenter {
+			if (reconcile.VMKey{VCenter: fp.VMs[i].VCenter, Ref: fp.VMs[i].Ref}) == e.VM.Key() {
 				fp.VMs[i].PowerState = e.VM.PowerState
 			}
 		}
@@ -798,7 +870,7 @@ func Stale(saved, fresh Plan, done func(Entry) bool) string {
 	// Keep the order Compute uses: entries in plan order.
 	order := map[string]int{}
 	for i, e := range saved.Entries {
-		order[e.VM.Ref+" "+e.JournalAction()] = i
+		order[e.action()] = i
 	}
 	sort.SliceStable(fp.Actions, func(i, j int) bool {
 		oi, iok := order[fp.Actions[i]]
@@ -815,7 +887,7 @@ func Stale(saved, fresh Plan, done func(Entry) bool) string {
 		}
 		ok := false
 		for _, f := range fresh.Entries {
-			if f.VM.Ref == e.VM.Ref && f.VM.VCenter == e.VM.VCenter && f.Action == e.Action && f.ForgetIdentity == e.ForgetIdentity {
+			if f.VM.Key() == e.VM.Key() && f.Action == e.Action && f.ForgetIdentity == e.ForgetIdentity {
 				ok = true
 				break
 			}

@@ -108,7 +108,7 @@ func TestPlanNeverTheOriginal(t *testing.T) {
 
 func TestPlanSkipExcludeTemplateOff(t *testing.T) {
 	snap := world(10)
-	p, _ := plan(t, snap, Options{Skip: map[string]string{"vm-wk1-clone": "custom attribute vmreconcile.skip = \"ticket 42\""}})
+	p, _ := plan(t, snap, Options{Skip: map[reconcile.VMKey]string{{VCenter: "vc1", Ref: "vm-wk1-clone"}: "custom attribute vmreconcile.skip = \"ticket 42\""}})
 	if len(p.Entries) != 0 || refusedNames(p.Refused) != "wk1-clone" || !strings.Contains(p.Refused[0].Why, "ticket 42") {
 		t.Errorf("skip marker: %+v", p)
 	}
@@ -196,7 +196,7 @@ func TestFingerprintChanged(t *testing.T) {
 	off := world(10)
 	off.VMs[1].PowerState = "poweredOff"
 	q, _ := plan(t, off, Options{})
-	if s := Changed(p.Fingerprint, q.Fingerprint); !strings.Contains(s, "VM wk1-clone (vm-wk1-clone) power state poweredOn → poweredOff") {
+	if s := Changed(p.Fingerprint, q.Fingerprint); !strings.Contains(s, "VM wk1-clone (vc1/vm-wk1-clone) power state poweredOn → poweredOff") {
 		t.Errorf("power change: %q", s)
 	}
 	gone := world(10)
@@ -205,7 +205,7 @@ func TestFingerprintChanged(t *testing.T) {
 	if s := Changed(p.Fingerprint, q.Fingerprint); !strings.Contains(s, "finding shared-node-id|node1|") || !strings.Contains(s, "is gone") {
 		t.Errorf("finding gone: %q", s)
 	}
-	q, _ = plan(t, world(10), Options{Skip: map[string]string{"vm-wk1-clone": "x"}})
+	q, _ = plan(t, world(10), Options{Skip: map[reconcile.VMKey]string{{VCenter: "vc1", Ref: "vm-wk1-clone"}: "x"}})
 	if s := Changed(p.Fingerprint, q.Fingerprint); !strings.Contains(s, "would no longer be planned") {
 		t.Errorf("skip marker added: %q", s)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -55,11 +56,6 @@ func (e *Refused) Error() string {
 	return fmt.Sprintf("refused, nothing done: %s (qualifying VMs: %s)", e.Plan.Blocked, strings.Join(names, ", "))
 }
 
-// StaleError is a saved plan that may not be applied now.
-type StaleError struct{ ID, Why string }
-
-func (e *StaleError) Error() string { return fmt.Sprintf("plan %s %s", e.ID, e.Why) }
-
 // Plan computes what remediation would do now. Its warnings say which
 // vCenters' tags could not be read (their candidates are then left alone).
 func (r *Runner) Plan(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result) (Plan, []string, error) {
@@ -71,7 +67,7 @@ func (r *Runner) plan(ctx context.Context, snap reconcile.Snapshot, res reconcil
 	if err != nil {
 		return Plan{}, nil, err
 	}
-	skip, warnings, err := r.skipped(ctx, snap, cands)
+	skip, warnings, err := r.skipped(ctx, cands)
 	if err != nil {
 		return Plan{}, warnings, err
 	}
@@ -79,49 +75,29 @@ func (r *Runner) plan(ctx context.Context, snap reconcile.Snapshot, res reconcil
 	return p, warnings, err
 }
 
-// Replan checks a saved plan against the plan computed now with its
-// settings (and the current exclusions) and returns the plan to apply:
-// the saved one, blocked when the caps block it now. done reports the
-// entries an earlier apply finished (from the journal).
-func (r *Runner) Replan(ctx context.Context, saved Plan, exclude []string, snap reconcile.Snapshot, res reconcile.Result) (Plan, []string, error) {
-	if saved.Blocked != "" {
-		return Plan{}, nil, &StaleError{ID: saved.ID, Why: "was blocked by the caps when it was computed (" + saved.Blocked + ")"}
+// Replan decides again, at apply time, whether a saved plan may be
+// executed (see Verify and Recheck): its seal must verify with the local
+// plan key, and the plan computed now with ApplySettings(saved, today)
+// must do everything it does, on the same vCenters and swarms. It returns
+// the plan to apply (the saved one) or a *RefusedError.
+func (r *Runner) Replan(ctx context.Context, saved Plan, key []byte, today Settings, snap reconcile.Snapshot, res reconcile.Result) (Plan, []string, error) {
+	if err := Verify(saved, key); err != nil {
+		return Plan{}, nil, err
 	}
-	s := saved.Settings
-	s.Exclude = exclude
-	fresh, warnings, err := r.plan(ctx, snap, res, s)
+	fresh, warnings, err := r.plan(ctx, snap, res, ApplySettings(saved.Settings, today))
 	if err != nil {
 		return Plan{}, warnings, err
 	}
-	done, err := r.doneEntries(ctx, saved.ID)
-	if err != nil {
-		return Plan{}, warnings, err
-	}
-	if why := Stale(saved, fresh, done); why != "" {
-		return Plan{}, warnings, &StaleError{ID: saved.ID, Why: "is stale: " + why}
-	}
-	p := saved
-	if fresh.Blocked != "" {
-		p.Blocked = fresh.Blocked
-	}
-	return p, warnings, nil
-}
-
-// doneEntries reports the entries of plan id an earlier apply finished.
-func (r *Runner) doneEntries(ctx context.Context, id string) (func(Entry) bool, error) {
-	done := map[string]bool{}
+	var rows []store.JournalEntry
 	if r.Journal != nil {
-		es, err := r.Journal.JournalEntries(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("journal: %w", err)
-		}
-		for _, e := range es {
-			if e.Phase == store.PhaseOutcome && e.Status == StatusDone {
-				done[e.VMRef+" "+e.Action] = true
-			}
+		if rows, err = r.Journal.JournalEntries(ctx, saved.ID); err != nil {
+			return Plan{}, warnings, fmt.Errorf("journal: %w", err)
 		}
 	}
-	return func(e Entry) bool { return done[e.VM.Ref+" "+e.JournalAction()] }, nil
+	if err := Recheck(saved, fresh, DoneIn(rows)); err != nil {
+		return Plan{}, warnings, err
+	}
+	return saved, warnings, nil
 }
 
 // Apply executes an actionable plan: every guest entry is preflighted
@@ -170,11 +146,11 @@ func (r *Runner) Script(ctx context.Context, vm reconcile.VM, planID, action, re
 	if r.Journal == nil {
 		return 0, "", errors.New("remediate: no journal")
 	}
-	skip, warnings, err := r.skipped(ctx, reconcile.Snapshot{VMs: []reconcile.VM{vm}}, []string{vm.Ref})
+	skip, warnings, err := r.skipped(ctx, []reconcile.VMKey{vm.Key()})
 	if err != nil {
 		return 0, "", err
 	}
-	if why, ok := skip[vm.Ref]; ok {
+	if why, ok := skip[vm.Key()]; ok {
 		return 0, "", &SkippedError{VM: vm.Name, Why: why, Warnings: warnings}
 	}
 	x := r.executor()
@@ -182,7 +158,7 @@ func (r *Runner) Script(ctx context.Context, vm reconcile.VM, planID, action, re
 	if why := x.checkGuest(ctx, info); why != "" {
 		return 0, "", &PreflightError{Lines: []string{fmt.Sprintf("%s (%s): %s", vm.Name, vm.Ref, why)}}
 	}
-	id, err := r.Journal.JournalIntent(ctx, store.JournalRecord{PlanID: planID, VMRef: vm.Ref, VMName: vm.Name, Action: action, Reason: reason})
+	id, err := r.Journal.JournalIntent(ctx, store.JournalRecord{PlanID: planID, VCenter: vm.VCenter, VMRef: vm.Ref, VMName: vm.Name, Action: action, Reason: reason})
 	if err != nil {
 		return 0, "", fmt.Errorf("journal: %w (nothing done on %s)", err, vm.Name)
 	}
@@ -225,39 +201,37 @@ func (e *SkippedError) Error() string {
 // skipped looks up the skip markers of the candidates, per vCenter: the
 // custom attribute, then the tags. A vCenter whose tags cannot be read has
 // all its candidates skipped (fail closed) unless NoTags, with a warning.
-func (r *Runner) skipped(ctx context.Context, snap reconcile.Snapshot, refs []string) (map[string]string, []string, error) {
-	byVC := map[string][]string{}
-	for _, v := range snap.VMs {
-		if slices.Contains(refs, v.Ref) && !slices.Contains(byVC[v.VCenter], v.Ref) {
-			byVC[v.VCenter] = append(byVC[v.VCenter], v.Ref)
+func (r *Runner) skipped(ctx context.Context, keys []reconcile.VMKey) (map[reconcile.VMKey]string, []string, error) {
+	byVC := map[string][]reconcile.VMKey{}
+	for _, k := range keys {
+		if !slices.Contains(byVC[k.VCenter], k) {
+			byVC[k.VCenter] = append(byVC[k.VCenter], k)
 		}
 	}
-	skip := map[string]string{}
+	skip := map[reconcile.VMKey]string{}
 	var warnings []string
-	for _, vc := range sortedKeysOf(byVC) {
+	for _, vc := range slices.Sorted(maps.Keys(byVC)) {
 		mine := byVC[vc]
 		c := r.Sessions.Client(vc)
 		if c == nil {
-			for _, ref := range mine {
-				skip[ref] = "no session to vCenter " + orUnknown(vc) + ", so its skip markers cannot be read"
+			for _, k := range mine {
+				skip[k] = "no session to vCenter " + orUnknown(vc) + ", so its skip markers cannot be read"
 			}
 			continue
 		}
-		m, err := SkipMarkers(ctx, c, mine)
+		m, err := SkipMarkers(ctx, c, vc, mine)
 		if err != nil {
 			return nil, warnings, fmt.Errorf("vcenter %s: %s", vc, oneLine(err.Error()))
 		}
-		for k, v := range m {
-			skip[k] = v
-		}
+		maps.Copy(skip, m)
 		if r.NoTags {
 			continue
 		}
 		tagged, err := r.tags(ctx, vc, mine)
 		if err != nil {
-			for _, ref := range mine {
-				if _, ok := skip[ref]; !ok {
-					skip[ref] = "vSphere tags could not be read, so the " + SkipMarker + " tag cannot be ruled out"
+			for _, k := range mine {
+				if _, ok := skip[k]; !ok {
+					skip[k] = "vSphere tags could not be read, so the " + SkipMarker + " tag cannot be ruled out"
 				}
 			}
 			warnings = append(warnings, fmt.Sprintf("vcenter %s: vSphere tags not readable (%s): its %d candidate VM(s) are left alone (fix: grant tag read access, or -no-tags to rely on the %s custom attribute alone)",
@@ -273,13 +247,13 @@ func (r *Runner) skipped(ctx context.Context, snap reconcile.Snapshot, refs []st
 	return skip, warnings, nil
 }
 
-func (r *Runner) tags(ctx context.Context, vc string, refs []string) (map[string]string, error) {
+func (r *Runner) tags(ctx context.Context, vc string, keys []reconcile.VMKey) (map[reconcile.VMKey]string, error) {
 	rc, done, err := r.Sessions.Rest(ctx, vc)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	return SkipTags(ctx, rc, refs)
+	return SkipTags(ctx, rc, vc, keys)
 }
 
 func (r *Runner) now() time.Time {
@@ -287,15 +261,6 @@ func (r *Runner) now() time.Time {
 		return r.Now()
 	}
 	return time.Now()
-}
-
-func sortedKeysOf(m map[string][]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

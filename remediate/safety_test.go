@@ -33,7 +33,7 @@ func TestSafetyMaxPercentNaNRefused(t *testing.T) {
 func TestSafetyMultiVCenterRefCollision(t *testing.T) {
 	snap := world(10)
 	// The finding, as reconcile makes it from vc1's VMs alone (this test is
-	// about the planner; guest probes carry no vCenter, see the report).
+	// about the planner).
 	res := reconcile.Reconcile(snap, reconcile.History{})
 	// vc2 reuses the refs of wk1 and wk1-clone for unrelated VMs; they sort
 	// after vc1's VMs, as collect sorts them.
@@ -79,10 +79,25 @@ func TestSafetyMultiVCenterRefCollision(t *testing.T) {
 	if len(p.Entries) != 1 || p.Entries[0].VM.VCenter != "vc2" || p.Entries[0].FindingKey != "" {
 		t.Errorf("explicit selection: %+v", p.Entries)
 	}
-	// Same ref, path and name in two vCenters: cannot tell, refuse.
+	// -vm VCENTER/REF names that VM alone.
+	p = computed(Options{Settings: Settings{Select: []string{"vc2/vm-wk1-clone"}, MaxPercent: 100}})
+	if len(p.Entries) != 1 || p.Entries[0].VM.Name != "db-prod" {
+		t.Errorf("-vm vc2/vm-wk1-clone: %+v", p.Entries)
+	}
+	// Same ref, path and name in two vCenters: the finding names its VMs'
+	// vCenter, so it is vc1's wk1-clone and never vc3's twin.
 	twin := snap.VMs[1]
 	twin.VCenter = "vc3"
 	snap.VMs = append(snap.VMs, twin)
+	p = computed(Options{Settings: Settings{MaxPercent: 100}})
+	if len(p.Entries) != 1 || p.Entries[0].VM.VCenter != "vc1" {
+		t.Errorf("entries with a twin in vc3: %+v", p.Entries)
+	}
+	// A finding that does not name vCenters (older JSON or store rows)
+	// cannot tell them apart: refuse.
+	for i := range res.Findings {
+		res.Findings[i].VMVCenters = nil
+	}
 	p = computed(Options{Settings: Settings{MaxPercent: 100}})
 	if len(p.Entries) != 0 {
 		t.Errorf("ambiguous ref acted on: %+v", p.Entries)

@@ -6,8 +6,8 @@
 //
 // # Opening
 //
-// Open creates the file and applies the migrations (ordered SQL strings,
-// recorded in schema_version; each in its own BEGIN IMMEDIATE transaction,
+// Open creates the file and applies the migrations (ordered SQL steps, some
+// with a Go data rewrite, recorded in schema_version; each in its own BEGIN IMMEDIATE transaction,
 // so concurrent openers never apply one twice). Connections use WAL,
 // synchronous=FULL, foreign keys and a busy timeout; write transactions
 // begin IMMEDIATE. A process killed at any point (SIGKILL included) leaves
@@ -25,7 +25,7 @@
 // Nothing in the process may open and close the database file itself (to
 // hash or copy it): closing any descriptor of it drops SQLite's POSIX locks.
 //
-// # Schema (version 1)
+// # Schema (version 2)
 //
 // Times are INTEGER Unix nanoseconds (UTC); NULL is the zero time. Lists are
 // JSON arrays in TEXT columns.
@@ -51,20 +51,25 @@
 //	                   never deleted because vCenter stopped reporting it (event retention);
 //	                   Prune drops it only once its VM has not been seen for the retention.
 //	findings           id PK, key (Finding.Key()), kind, severity, node_id, vms, vm_paths,
-//	                   vm_refs, evidence (json), original, remedy, confirmed, dormant,
+//	                   vm_refs, vm_vcenters, evidence (json), original, remedy, confirmed, dormant,
 //	                   first_seen, last_seen, resolved_at, first_run, last_run, resolved_run,
 //	                   seen_runs, alerted_open, alerted_resolved. One row per episode:
 //	                   at most one open row per key (partial unique index); a key that
 //	                   resolves and returns opens a new row, alerted anew.
-//	guest_probes       vm_ref PK, probed_at, node_id, identity (json GuestIdentity) —
-//	                   the last probe of each VM.
+//	guest_probes       (vcenter, vm_ref) PK, probed_at, node_id, identity (json
+//	                   GuestIdentity) — the last probe of each VM. Indexed by node_id, vm_ref.
 //	journal            id PK AUTOINCREMENT, intent_id → journal ON DELETE CASCADE
-//	                   (outcome rows), plan_id, vm_ref, vm_name, action, reason,
+//	                   (outcome rows), plan_id, vcenter, vm_ref, vm_name, action, reason,
 //	                   finding_key, phase ('intent'|'outcome'), status ('pending' on
 //	                   intents), detail, time. Append-only (an UPDATE trigger aborts); at
 //	                   most one outcome per intent (partial unique index). An intent
 //	                   without outcome is unfinished: the process died or gave up between
 //	                   announcing an action and reporting it.
+//
+// VMs are named by vCenter and ref (reconcile.VMKey) in findings (vm_vcenters,
+// and the key), guest_probes and the journal; an empty vcenter is an unknown or unnamed
+// vCenter. Schema 2 (migrate2.go) added those columns to a schema-1 file in
+// place and derived the vCenter of older rows from the vms table.
 //
 // # Findings and alerts
 //

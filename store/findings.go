@@ -32,15 +32,15 @@ type StoredFinding struct {
 // Open reports whether the finding is still open.
 func (f StoredFinding) Open() bool { return f.ResolvedAt.IsZero() }
 
-const findingCols = `id, key, kind, severity, node_id, vms, vm_paths, vm_refs, original, evidence, remedy, confirmed, dormant,
+const findingCols = `id, key, kind, severity, node_id, vms, vm_paths, vm_refs, vm_vcenters, original, evidence, remedy, confirmed, dormant,
 	first_seen, last_seen, resolved_at, seen_runs, alerted_open, alerted_resolved`
 
 func scanFinding(sc interface{ Scan(...any) error }) (StoredFinding, error) {
 	var f StoredFinding
-	var sev, vms, paths, refs, ev string
+	var sev, vms, paths, refs, vcs, ev string
 	var confirmed, dormant int
 	var first, last, resolved, aOpen, aRes sql.NullInt64
-	err := sc.Scan(&f.ID, &f.Key, &f.Kind, &sev, &f.NodeID, &vms, &paths, &refs, &f.Original, &ev, &f.Remedy,
+	err := sc.Scan(&f.ID, &f.Key, &f.Kind, &sev, &f.NodeID, &vms, &paths, &refs, &vcs, &f.Original, &ev, &f.Remedy,
 		&confirmed, &dormant, &first, &last, &resolved, &f.SeenRuns, &aOpen, &aRes)
 	if err != nil {
 		return f, err
@@ -50,7 +50,7 @@ func scanFinding(sc interface{ Scan(...any) error }) (StoredFinding, error) {
 	for _, p := range []struct {
 		s string
 		d *[]string
-	}{{vms, &f.VMs}, {paths, &f.VMPaths}, {refs, &f.VMRefs}, {ev, &f.Evidence}} {
+	}{{vms, &f.VMs}, {paths, &f.VMPaths}, {refs, &f.VMRefs}, {vcs, &f.VMVCenters}, {ev, &f.Evidence}} {
 		if err := json.Unmarshal([]byte(p.s), p.d); err != nil {
 			return f, fmt.Errorf("finding %d: %w", f.ID, err)
 		}

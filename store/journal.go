@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
 // Journal phases, and the status of an intent row.
@@ -17,7 +19,10 @@ const (
 
 // JournalRecord is an action about to be taken (the intent).
 type JournalRecord struct {
-	PlanID     string
+	PlanID string
+	// VCenter and VMRef name the VM (reconcile.VMKey); VCenter is "" for a
+	// VM of an unnamed vCenter.
+	VCenter    string
 	VMRef      string
 	VMName     string
 	Action     string // e.g. "power-off", "disconnect-nic"
@@ -33,6 +38,7 @@ type JournalEntry struct {
 	ID         int64     `json:"id"`
 	IntentID   int64     `json:"intent_id,omitempty"` // outcome rows only
 	PlanID     string    `json:"plan_id"`
+	VCenter    string    `json:"vcenter,omitempty"`
 	VMRef      string    `json:"vm_ref,omitempty"`
 	VMName     string    `json:"vm_name,omitempty"`
 	Action     string    `json:"action"`
@@ -56,9 +62,9 @@ func (s *Store) JournalIntent(ctx context.Context, rec JournalRecord) (int64, er
 	}
 	var id int64
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `INSERT INTO journal(plan_id, vm_ref, vm_name, action, reason, finding_key, phase, status, time)
-			VALUES (?, ?, ?, ?, ?, ?, 'intent', ?, ?)`,
-			rec.PlanID, rec.VMRef, rec.VMName, rec.Action, rec.Reason, rec.FindingKey, StatusPending, t.UnixNano())
+		r, err := tx.ExecContext(ctx, `INSERT INTO journal(plan_id, vcenter, vm_ref, vm_name, action, reason, finding_key, phase, status, time)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)`,
+			rec.PlanID, rec.VCenter, rec.VMRef, rec.VMName, rec.Action, rec.Reason, rec.FindingKey, StatusPending, t.UnixNano())
 		if err != nil {
 			return err
 		}
@@ -91,8 +97,8 @@ func (s *Store) JournalOutcome(ctx context.Context, intentID int64, status, deta
 		if done > 0 {
 			return fmt.Errorf("intent %d already has an outcome", intentID)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO journal(intent_id, plan_id, vm_ref, vm_name, action, reason, finding_key, phase, status, detail, time)
-			SELECT id, plan_id, vm_ref, vm_name, action, reason, finding_key, 'outcome', ?, ?, ? FROM journal WHERE id = ?`,
+		_, err = tx.ExecContext(ctx, `INSERT INTO journal(intent_id, plan_id, vcenter, vm_ref, vm_name, action, reason, finding_key, phase, status, detail, time)
+			SELECT id, plan_id, vcenter, vm_ref, vm_name, action, reason, finding_key, 'outcome', ?, ?, ? FROM journal WHERE id = ?`,
 			status, detail, s.now().UnixNano(), intentID)
 		return err
 	})
@@ -102,7 +108,7 @@ func (s *Store) JournalOutcome(ctx context.Context, intentID int64, status, deta
 	return nil
 }
 
-const journalCols = `id, intent_id, plan_id, vm_ref, vm_name, action, reason, finding_key, phase, status, detail, time`
+const journalCols = `id, intent_id, plan_id, vcenter, vm_ref, vm_name, action, reason, finding_key, phase, status, detail, time`
 
 func (s *Store) queryJournal(ctx context.Context, where string, args ...any) ([]JournalEntry, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+journalCols+` FROM journal j WHERE `+where+` ORDER BY id`, args...)
@@ -115,7 +121,7 @@ func (s *Store) queryJournal(ctx context.Context, where string, args ...any) ([]
 		var e JournalEntry
 		var intent sql.NullInt64
 		var t int64
-		if err := rows.Scan(&e.ID, &intent, &e.PlanID, &e.VMRef, &e.VMName, &e.Action, &e.Reason, &e.FindingKey,
+		if err := rows.Scan(&e.ID, &intent, &e.PlanID, &e.VCenter, &e.VMRef, &e.VMName, &e.Action, &e.Reason, &e.FindingKey,
 			&e.Phase, &e.Status, &e.Detail, &t); err != nil {
 			return nil, err
 		}
@@ -144,3 +150,6 @@ func (s *Store) Unfinished(ctx context.Context) ([]JournalEntry, error) {
 	}
 	return es, nil
 }
+
+// Key returns the key of the entry's VM.
+func (e JournalEntry) Key() reconcile.VMKey { return reconcile.VMKey{VCenter: e.VCenter, Ref: e.VMRef} }

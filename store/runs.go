@@ -283,21 +283,21 @@ func recordFindings(ctx context.Context, tx *sql.Tx, fs []reconcile.Finding, run
 			continue // the first (most severe) of duplicates wins
 		}
 		present[key] = true
-		vms, paths, refs, ev := jsonList(f.VMs), jsonList(f.VMPaths), jsonList(f.VMRefs), jsonList(f.Evidence)
+		vms, paths, refs, vcs, ev := jsonList(f.VMs), jsonList(f.VMPaths), jsonList(f.VMRefs), jsonList(f.VMVCenters), jsonList(f.Evidence)
 		if old, ok := open[key]; ok {
-			if _, err := tx.ExecContext(ctx, `UPDATE findings SET severity = ?, vms = ?, vm_paths = ?, vm_refs = ?, original = ?,
+			if _, err := tx.ExecContext(ctx, `UPDATE findings SET severity = ?, vms = ?, vm_paths = ?, vm_refs = ?, vm_vcenters = ?, original = ?,
 				evidence = ?, remedy = ?, confirmed = ?, dormant = ?, last_seen = ?, last_run = ?, seen_runs = seen_runs + 1
-				WHERE id = ?`, string(f.Severity), vms, paths, refs, f.Original, ev, f.Remedy, b2i(f.Confirmed), b2i(f.Dormant),
+				WHERE id = ?`, string(f.Severity), vms, paths, refs, vcs, f.Original, ev, f.Remedy, b2i(f.Confirmed), b2i(f.Dormant),
 				ts, runID, old.ID); err != nil {
 				return fmt.Errorf("update finding %s: %w", key, err)
 			}
 			diff.StillOpen++
 			continue
 		}
-		r, err := tx.ExecContext(ctx, `INSERT INTO findings(key, kind, severity, node_id, vms, vm_paths, vm_refs, original,
+		r, err := tx.ExecContext(ctx, `INSERT INTO findings(key, kind, severity, node_id, vms, vm_paths, vm_refs, vm_vcenters, original,
 			evidence, remedy, confirmed, dormant, first_seen, last_seen, first_run, last_run)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			key, f.Kind, string(f.Severity), f.NodeID, vms, paths, refs, f.Original, ev, f.Remedy,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			key, f.Kind, string(f.Severity), f.NodeID, vms, paths, refs, vcs, f.Original, ev, f.Remedy,
 			b2i(f.Confirmed), b2i(f.Dormant), ts, ts, runID, runID)
 		if err != nil {
 			return fmt.Errorf("insert finding %s: %w", key, err)

@@ -6,11 +6,18 @@ import (
 	"fmt"
 )
 
+// migration is one schema step: its SQL, then, when set, fn in the same
+// transaction (data rewrites SQL cannot express).
+type migration struct {
+	sql string
+	fn  func(ctx context.Context, tx *sql.Tx) error
+}
+
 // migrations are applied in order; migrations[i] brings the schema to version
 // i+1. Never edit a released migration: append a new one.
-var migrations = []string{
+var migrations = []migration{
 	// 1: initial schema (see doc.go).
-	`
+	{sql: `
 CREATE TABLE runs (
 	id            INTEGER PRIMARY KEY,
 	started       INTEGER NOT NULL,
@@ -156,7 +163,9 @@ CREATE TRIGGER journal_append_only BEFORE UPDATE ON journal
 BEGIN
 	SELECT RAISE(ABORT, 'journal is append-only');
 END;
-`,
+`},
+	// 2: VMs are keyed by vCenter and ref (see migrate2.go).
+	{sql: migration2, fn: rekeyFindings},
 }
 
 // SchemaVersion is the schema version this binary writes.
@@ -188,8 +197,13 @@ func (s *Store) migrate(ctx context.Context) error {
 				done = true
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+			if _, err := tx.ExecContext(ctx, migrations[v].sql); err != nil {
 				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+			if fn := migrations[v].fn; fn != nil {
+				if err := fn(ctx, tx); err != nil {
+					return fmt.Errorf("migration %d: %w", v+1, err)
+				}
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO schema_version(version, applied_at) VALUES (?, ?)`, v+1, s.now().UnixNano())
 			return err

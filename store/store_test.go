@@ -378,7 +378,7 @@ func TestJournal(t *testing.T) {
 
 func TestProbes(t *testing.T) {
 	s, _ := tempStore(t)
-	if _, ok, err := s.LastProbe(ctx, "vm-2"); ok || err != nil {
+	if _, ok, err := s.LastProbe(ctx, reconcile.VMKey{Ref: "vm-2"}); ok || err != nil {
 		t.Fatalf("probe of unprobed VM: %v %v", ok, err)
 	}
 	g := reconcile.GuestIdentity{VMRef: "vm-2", ProbedAt: at(10), NodeID: "n1", ClusterID: "clu1", Role: "swarm-worker", MachineID: "m1", DockerActive: "yes"}
@@ -389,7 +389,7 @@ func TestProbes(t *testing.T) {
 	if err := s.SaveProbe(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := s.LastProbe(ctx, "vm-2")
+	got, ok, err := s.LastProbe(ctx, reconcile.VMKey{Ref: "vm-2"})
 	if err != nil || !ok || !reflect.DeepEqual(got, g) {
 		t.Fatalf("last probe %+v %v %v, want %+v", got, ok, err, g)
 	}
@@ -400,7 +400,7 @@ func TestProbes(t *testing.T) {
 	if _, err := s.RecordRun(ctx, snap, res, at(15), at(20)); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := s.LastProbe(ctx, "vm-2"); !reflect.DeepEqual(got, newer) {
+	if got, _, _ := s.LastProbe(ctx, reconcile.VMKey{Ref: "vm-2"}); !reflect.DeepEqual(got, newer) {
 		t.Fatalf("probe after run: %+v", got)
 	}
 }
@@ -498,10 +498,10 @@ func TestPrune(t *testing.T) {
 	if l, ok := h.Lineage["vm-3"]; !ok || l.SourceRef != "vm-1" {
 		t.Fatal("lineage of a VM still seen was pruned")
 	}
-	if _, ok, _ := s.LastProbe(ctx, "vm-2"); ok {
+	if _, ok, _ := s.LastProbe(ctx, reconcile.VMKey{Ref: "vm-2"}); ok {
 		t.Fatal("old probe kept")
 	}
-	if _, ok, _ := s.LastProbe(ctx, "vm-3"); !ok {
+	if _, ok, _ := s.LastProbe(ctx, reconcile.VMKey{Ref: "vm-3"}); !ok {
 		t.Fatal("recent probe pruned")
 	}
 	un, _ := s.Unfinished(ctx)

@@ -168,7 +168,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	}
 	var st *store.Store
 	if cmd.apply || saved != nil {
-		if st, err = openStore(cmd.cfg.Store.Path, saved != nil && !cmd.apply); err != nil {
+		if st, err = openStore(cmd.cfg.Store.Path, false); err != nil {
 			return err
 		}
 		defer st.Close()
@@ -185,7 +185,12 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		warnings []string
 	)
 	if saved != nil {
-		plan, warnings, err = r.Replan(ctx, *saved, cmd.cfg.Policy.Exclude, o.Snapshot, o.Result)
+		key, kerr := remediate.PlanKey(cmd.cfg.Store.Path)
+		if kerr != nil {
+			return usagef("%s", oneLine(kerr.Error()))
+		}
+		today := remediate.Settings{Exclude: cmd.cfg.Policy.Exclude, MaxActions: cmd.cfg.Policy.MaxActions, MaxPercent: cmd.cfg.Policy.MaxPercent}
+		plan, warnings, err = r.Replan(ctx, *saved, key, today, o.Snapshot, o.Result)
 	} else {
 		plan, warnings, err = r.Plan(ctx, o.Snapshot, o.Result)
 	}
@@ -196,7 +201,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		return planError(err)
 	}
 	if cmd.out != "" {
-		if err := writePlan(cmd.out, plan); err != nil {
+		if err := cmd.savePlan(&plan); err != nil {
 			return err
 		}
 	}
@@ -282,6 +287,19 @@ func (cmd *remediateCmd) execute(ctx context.Context, r *remediate.Runner, plan 
 	return done(nil)
 }
 
+// savePlan seals the plan with the local plan key (beside the store) and
+// writes it to -out.
+func (cmd *remediateCmd) savePlan(p *remediate.Plan) error {
+	key, err := remediate.PlanKey(cmd.cfg.Store.Path)
+	if err != nil {
+		return usagef("%s", oneLine(err.Error()))
+	}
+	if err := remediate.Seal(p, key); err != nil {
+		return err
+	}
+	return writePlan(cmd.out, *p)
+}
+
 // openStore opens the store (the journal); readOnly when it is only read.
 func openStore(path string, readOnly bool) (*store.Store, error) {
 	if readOnly {
@@ -311,12 +329,11 @@ func storeError(path string, err error) error {
 }
 
 func planError(err error) error {
-	var se *remediate.StaleError
 	switch {
 	case remediate.IsSelectError(err):
 		return usagef("%s (fix: check the VM name or pattern)", err)
-	case errors.As(err, &se):
-		return usagef("%s (fix: compute a new plan)", oneLine(se.Error()))
+	case errors.Is(err, remediate.ErrPlanRefused):
+		return usagef("%s", oneLine(err.Error()))
 	}
 	return usagef("%s", oneLine(err.Error()))
 }
