@@ -24,11 +24,10 @@ import (
 //     back from the later one to the earlier one. Changes in place (CPUs,
 //     memory, version) are merged before renames and new addresses.
 //  3. Two machines alternate when the node's sightings, reduced to these
-//     machines, go A, B, A, B, A (or longer): one machine cannot go back and
+//     machines, go A, B, A, B (or longer): one machine cannot go back and
 //     forth like that, two machines holding the node's certificate do.
 //     That alternation is the shared-node-id signal; a single change or a
-//     single return (A, B, A) is not, and neither is A, B, A, B, which one
-//     late sighting of the old name after a rename produces.
+//     single return (A, B, A: renamed and renamed back) is not.
 //
 // Sightings from node events carry the hostname only: they count for the
 // one machine with that hostname, and are left out when several machines of
@@ -154,9 +153,9 @@ func kubeIdent(k KubeIdentity, addrNodes map[string]int) ident {
 	return id
 }
 
-// minAlternation is the number of stretches (A, B, A, B, A) two machines
-// must take turns in to count as two machines sharing a node.
-const minAlternation = 5
+// minAlternation is the number of stretches (A, B, A, B) two machines must
+// take turns in to count as two machines sharing a node.
+const minAlternation = 4
 
 // mstep is one sighting: which identity, when, and whether only the hostname
 // is known (a node event).

@@ -85,7 +85,7 @@ func (st *state) sharedMachineFinding(ns *nodeState, set []int) Finding {
 	f.Evidence = append(f.Evidence, fmt.Sprintf("between %s and %s the node's session moved between these machines %d times, %d times back to a machine seen before: "+
 		"one machine cannot go back and forth like that; two machines hold the node's certificate", ts(from), ts(to), moves, returns))
 	f.Evidence = append(f.Evidence, machineDiff(ns, order[0], order[1]))
-	f.Evidence = append(f.Evidence, why, confirmHint(n.ID, ms))
+	f.Evidence = append(f.Evidence, why, confirmHint(n.ID, ms, st.ix.addrNodes))
 
 	names := make([]string, len(ms))
 	for k, m := range ms {
@@ -171,18 +171,14 @@ func reach(ms []Machine, k int) (string, bool) {
 
 // confirmHint tells the admin how to prove, on the machines, that they share
 // the node's identity.
-func confirmHint(id string, ms []Machine) string {
+func confirmHint(id string, ms []Machine, addrNodes map[string]int) string {
 	var where []string
 	var noAddr []string
 	for k, m := range ms {
 		r, byAddr := reach(ms, k)
 		where = append(where, r)
 		if !byAddr {
-			why := "its address is unknown (seen in node events only)"
-			if len(m.Addrs) > 0 {
-				why = "the address the manager saw, " + strings.Join(m.Addrs, "/") + ", does not single it out (loopback, unspecified, NAT, or shared with the other machine)"
-			}
-			noAddr = append(noAddr, m.Label+": "+why)
+			noAddr = append(noAddr, m.Label+": "+addrReason(ms, k, addrNodes))
 		}
 	}
 	s := fmt.Sprintf("to confirm: log in to %s and compare /var/lib/docker/swarm/certificates/swarm-node.crt: "+
@@ -192,6 +188,22 @@ func confirmHint(id string, ms []Machine) string {
 		s += " (" + strings.Join(noAddr, "; ") + ")"
 	}
 	return s
+}
+
+// addrReason says why machine k of ms is not reached by address.
+func addrReason(ms []Machine, k int, addrNodes map[string]int) string {
+	m := ms[k]
+	if len(m.Addrs) == 0 {
+		return "its address is unknown (seen in node events only)"
+	}
+	a := normIP(m.Addrs[0])
+	switch {
+	case a == "" || !usableIP(a):
+		return fmt.Sprintf("the address the manager saw, %s, identifies no machine (loopback, unspecified or link-local)", strings.Join(m.Addrs, "/"))
+	case addrNodes[a] > 1:
+		return fmt.Sprintf("the address the manager saw, %s, is presented by %d nodes (NAT or proxy)", a, addrNodes[a])
+	}
+	return fmt.Sprintf("the address the manager saw, %s, is the other machine's too (NAT or proxy)", a)
 }
 
 func joinAnd(l []string) string {
@@ -265,7 +277,8 @@ func (st *state) originalMachine(ns *nodeState, set []int) (int, string) {
 	turn := longestTurn(ns.grouping.runs)
 	lead := tn.Sub(to)
 	if lead <= 2*turn {
-		return -1, undetermined + fmt.Sprintf(" (%s was seen %s before %s, no more than the machines' turns of up to %s)",
+		return -1, fmt.Sprintf("the evidence cannot tell which machine is the original: %s answered alone for only %s before %s first did, "+
+			"not more than twice the longest turn the machines took afterwards (%s), so which came first may be luck; the daemon's history, kept across runs, would tell",
 			ns.machines[o].Label, lead.Round(time.Second), ns.machines[other].Label, turn.Round(time.Second))
 	}
 	where := ""

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -151,6 +152,12 @@ func TestNoVCenterMachines(t *testing.T) {
 			machines: 2,
 		},
 		{
+			name:     "the smallest alternation: A, B, A, B",
+			snap:     snapNoVC(node("n1", ds(nvA, nvB), 0, 1, 0, 1)),
+			want:     []machineWant{{KindSharedNodeID, "n1", []string{"wk-07 (10.0.0.7)", "wk-09 (10.0.0.9)"}, ""}},
+			machines: 2,
+		},
+		{
 			name:     "a single return (A, B, A) is a flap, not yet two machines",
 			snap:     snapNoVC(node("n1", ds(nvA, nvB), 0, 1, 0)),
 			want:     []machineWant{{KindNodeFlapping, "n1", []string{"wk-07 (10.0.0.7)", "wk-09 (10.0.0.9)"}, ""}},
@@ -163,9 +170,8 @@ func TestNoVCenterMachines(t *testing.T) {
 			machines: 1,
 		},
 		{
-			// A, B, A, B: a warning, not a shared ID
-			name:     "renamed, and one late event naming the old hostname",
-			snap:     snapNoVC(nodeAt("n1", ds(d("wk-old", 2, 3900, "10.0.0.5"), d("wk-new", 2, 3900, "10.0.0.5")), at{0, 0, ""}, at{1, 5 * time.Second, ""}, at{0, 6 * time.Second, "event"}, at{1, 10 * time.Second, ""})),
+			name:     "renamed, and renamed back",
+			snap:     snapNoVC(node("n1", ds(d("wk-old", 2, 3900, "10.0.0.5"), d("wk-new", 2, 3900, "10.0.0.5")), 0, 0, 1, 1, 0, 0)),
 			want:     []machineWant{{KindNodeFlapping, "n1", []string{"wk-old (10.0.0.5)", "wk-new (10.0.0.5)"}, ""}},
 			machines: 2,
 		},
@@ -309,13 +315,38 @@ func TestNoVCenterEvidence(t *testing.T) {
 	ev = strings.Join(r.Findings[0].Evidence, "\n")
 	for _, s := range []string{
 		"log in to the machine named wk and the machine named clone",
-		"wk: the address the manager saw, 127.0.0.1, does not single it out",
+		"wk: the address the manager saw, 127.0.0.1, identifies no machine (loopback, unspecified or link-local)",
 		"clone: its address is unknown (seen in node events only)",
 		"hostname clone (address unknown, known from node events only)",
 	} {
 		if !strings.Contains(ev, s) {
 			t.Errorf("evidence lacks %q:\n%s", s, ev)
 		}
+	}
+}
+
+// TestNoVCenterSameHostnameBehindNAT: two machines with one hostname behind
+// one address are named by what tells them apart, and the admin is told why
+// the address does not help.
+func TestNoVCenterSameHostnameBehindNAT(t *testing.T) {
+	r := Reconcile(snapNoVC(node("n1", ds(d("ubuntu", 2, 3900, "203.0.113.5"), d("ubuntu", 4, 3900, "203.0.113.5")), 0, 1, 0, 1),
+		node("n2", ds(d("db", 2, 3900, "203.0.113.5")))), History{})
+	if len(r.Findings) != 1 {
+		t.Fatalf("findings %+v", machineWants(r.Findings))
+	}
+	ev := strings.Join(r.Findings[0].Evidence, "\n")
+	for _, s := range []string{
+		"log in to the machine ubuntu (203.0.113.5, 2 CPUs) and the machine ubuntu (203.0.113.5, 4 CPUs)",
+		"ubuntu (203.0.113.5, 2 CPUs): the address the manager saw, 203.0.113.5, is presented by 2 nodes (NAT or proxy)",
+		"differ in CPUs (2 ≠ 4)",
+	} {
+		if !strings.Contains(ev, s) {
+			t.Errorf("evidence lacks %q:\n%s", s, ev)
+		}
+	}
+	r = Reconcile(snapNoVC(node("n1", ds(d("ubuntu", 2, 3900, "203.0.113.5"), d("ubuntu", 4, 3900, "203.0.113.5")), 0, 1, 0, 1)), History{})
+	if ev := strings.Join(r.Findings[0].Evidence, "\n"); !strings.Contains(ev, "the address the manager saw, 203.0.113.5, is the other machine's too") {
+		t.Errorf("evidence:\n%s", ev)
 	}
 }
 
@@ -336,6 +367,17 @@ func TestNoVCenterOriginal(t *testing.T) {
 			node: nodeAt("n1", ds(nvA, nvB), alternate(10*time.Minute, 6)...),
 			want: "wk-07 (10.0.0.7)",
 			why:  "original wk-07 (10.0.0.7): it answered as node n1 from 2025-03-01T10:00:00Z, 10m0s before wk-09 (10.0.0.9) first did",
+		},
+		{
+			name: "alone for 8 s, then turns of 5 s: too short a lead to tell",
+			node: nodeAt("n1", ds(nvA, nvB), alternate(8*time.Second, 6)...),
+			why:  "the evidence cannot tell which machine is the original: wk-07 (10.0.0.7) answered alone for only 8s before wk-09 (10.0.0.9) first did, not more than twice the longest turn the machines took afterwards (5s)",
+		},
+		{
+			name: "alone for 11 s, then turns of 5 s",
+			node: nodeAt("n1", ds(nvA, nvB), alternate(11*time.Second, 6)...),
+			want: "wk-07 (10.0.0.7)",
+			why:  "11s before wk-09 (10.0.0.9) first did (2025-03-01T10:00:11Z); once they alternated, a machine held the node for 5s at most",
 		},
 		{
 			name: "observation began mid-flapping: the first seen is luck",
@@ -457,5 +499,20 @@ func TestGroupMachinesKube(t *testing.T) {
 	}
 	if g := groupMachines(ids(a, rebooted), steps(0, 1, 0, 1, 0)); g.n != 2 || len(g.alternating) != 1 {
 		t.Errorf("two boot IDs taking turns: %+v", g)
+	}
+}
+
+// BenchmarkReconcileNoVCenter: the generated swarm (every 50th node shared
+// with a flipping clone) without its vCenter.
+func BenchmarkReconcileNoVCenter(b *testing.B) {
+	for _, nodes := range []int{1000, 4000} {
+		s := genSnapshot(nodes*5, nodes, 42)
+		s.VMs, s.VCenters = nil, nil
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Reconcile(s, History{})
+			}
+		})
 	}
 }

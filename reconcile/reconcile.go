@@ -98,36 +98,7 @@ func newState(snap Snapshot, hist History) *state {
 		return cmp.Or(cmp.Compare(a.cluster, b.cluster), cmp.Compare(a.node.ID, b.node.ID))
 	})
 	for _, ns := range st.nodes {
-		ns.firstDesc = map[int]int{}
-		if st.noVC {
-			// nothing to match: every description would read "no VM has hostname …"
-			ns.matches = make([]descMatch, len(ns.node.Descriptions))
-			st.groupNode(ns)
-			continue
-		}
-		for di, d := range ns.node.Descriptions {
-			m := st.ix.match(d)
-			ns.matches = append(ns.matches, m)
-			for _, c := range m.candidates {
-				if vms[c].Template {
-					st.tplCands[c] = append(st.tplCands[c], tplCand{ns, di})
-				}
-			}
-			for _, v := range m.vms {
-				if !contains(ns.vms, v) {
-					ns.vms = append(ns.vms, v)
-				}
-			}
-			if v, ok := m.unique(); ok && !vms[v].Template && !contains(ns.holders, v) {
-				ns.holders = append(ns.holders, v)
-				ns.firstDesc[v] = di
-			}
-		}
-		for _, v := range ns.vms {
-			if !slices.Contains(st.vmNodes[v], ns.node.ID) {
-				st.vmNodes[v] = append(st.vmNodes[v], ns.node.ID)
-			}
-		}
+		st.matchNode(ns)
 	}
 	for i := range st.vmNodes {
 		sort.Strings(st.vmNodes[i])
@@ -150,6 +121,41 @@ func newState(snap Snapshot, hist History) *state {
 		}
 	}
 	return st
+}
+
+// matchNode matches a node's descriptions to VMs, or without a vCenter
+// groups them into machines.
+func (st *state) matchNode(ns *nodeState) {
+	ns.firstDesc = map[int]int{}
+	if st.noVC {
+		// nothing to match: every description would read "no VM has hostname …"
+		ns.matches = make([]descMatch, len(ns.node.Descriptions))
+		st.groupNode(ns)
+		return
+	}
+	for di, d := range ns.node.Descriptions {
+		m := st.ix.match(d)
+		ns.matches = append(ns.matches, m)
+		for _, c := range m.candidates {
+			if st.ix.vms[c].Template {
+				st.tplCands[c] = append(st.tplCands[c], tplCand{ns, di})
+			}
+		}
+		for _, v := range m.vms {
+			if !contains(ns.vms, v) {
+				ns.vms = append(ns.vms, v)
+			}
+		}
+		if v, ok := m.unique(); ok && !st.ix.vms[v].Template && !contains(ns.holders, v) {
+			ns.holders = append(ns.holders, v)
+			ns.firstDesc[v] = di
+		}
+	}
+	for _, v := range ns.vms {
+		if !slices.Contains(st.vmNodes[v], ns.node.ID) {
+			st.vmNodes[v] = append(st.vmNodes[v], ns.node.ID)
+		}
+	}
 }
 
 func compareVM(a, b VM) int {

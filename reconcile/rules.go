@@ -305,8 +305,8 @@ func (st *state) flapping(skip map[string]bool) []Finding {
 		switch {
 		case st.noVC:
 			f.Machines = ns.machines
-			f.Evidence = append(f.Evidence, fmt.Sprintf("%s seen; too few turns to tell two machines from one that changed and a late sighting of its old identity: "+
-				"shared-node-id takes %d stretches in turn (A, B, A, B, A); a longer observation (-observe) tells", plural(len(ns.machines), "machine"), minAlternation))
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s seen; one return is not enough to tell two machines from one that changed and changed back: "+
+				"shared-node-id takes %d stretches in turn (A, B, A, B); a longer observation (-observe) tells", plural(len(ns.machines), "machine"), minAlternation))
 		case len(vms) == 0:
 			f.Evidence = append(f.Evidence, "no identity matched a VM: the machines answering as this node may be outside the inventory or lack VMware Tools")
 		case len(vms) == 1:
