@@ -279,14 +279,24 @@ func (st *state) originalMachine(ns *nodeState, set []int) (int, string) {
 	if lead <= 2*turn {
 		return -1, fmt.Sprintf("the evidence cannot tell which machine is the original: %s answered alone for only %s before %s first did, "+
 			"not more than twice the longest turn the machines took afterwards (%s), so which came first may be luck; the daemon's history, kept across runs, would tell",
-			ns.machines[o].Label, lead.Round(time.Second), ns.machines[other].Label, turn.Round(time.Second))
+			ns.machines[o].Label, span(lead), ns.machines[other].Label, span(turn))
 	}
 	where := ""
 	if fromHist[o] {
 		where = " (an earlier run)"
 	}
 	return o, fmt.Sprintf("original %s: it answered as node %s from %s%s, %s before %s first did (%s); once they alternated, a machine held the node for %s at most",
-		ns.machines[o].Label, ns.node.ID, ts(to), where, lead.Round(time.Second), ns.machines[other].Label, ts(tn), turn.Round(time.Second))
+		ns.machines[o].Label, ns.node.ID, ts(to), where, span(lead), ns.machines[other].Label, ts(tn), span(turn))
+}
+
+// span formats a duration for evidence: seconds, and days past two days.
+func span(d time.Duration) string {
+	d = d.Round(time.Second)
+	if d < 48*time.Hour {
+		return d.String()
+	}
+	days := d / (24 * time.Hour)
+	return fmt.Sprintf("%dd%s", days, (d - days*24*time.Hour).String())
 }
 
 // longestTurn is the longest time one machine held the node between two
@@ -302,7 +312,7 @@ func longestTurn(runs []mrun) time.Duration {
 func sharedMachineRemedy(id string, names []string, haveOriginal bool) string {
 	var b strings.Builder
 	if haveOriginal {
-		fmt.Fprintf(&b, "Leave %s (the original) alone. ", names[0])
+		fmt.Fprintf(&b, "Leave %s, the original, alone. ", names[0])
 		names = names[1:]
 	} else {
 		fmt.Fprintf(&b, "First decide which machine is the original and leave it alone: the one that joined the swarm as node %s. "+

@@ -109,7 +109,7 @@ func TestRealNoVCenter(t *testing.T) {
 			}
 			switch f.OriginalMachine {
 			case labels["wk"]:
-				if !strings.HasPrefix(f.Remedy, "Leave "+labels["wk"]+" (the original) alone.") || !strings.Contains(f.Remedy, "On "+labels["clone"]+": ") {
+				if !strings.HasPrefix(f.Remedy, "Leave "+labels["wk"]+", the original, alone.") || !strings.Contains(f.Remedy, "On "+labels["clone"]+": ") {
 					t.Errorf("remedy: %s", f.Remedy)
 				}
 			case "":

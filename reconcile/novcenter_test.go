@@ -393,7 +393,7 @@ func TestNoVCenterOriginal(t *testing.T) {
 				return h
 			}()}}},
 			want: "wk-07 (10.0.0.7)",
-			why:  "from 2025-02-27T10:00:00Z (an earlier run), 48h0m0s before wk-09 (10.0.0.9)",
+			why:  "from 2025-02-27T10:00:00Z (an earlier run), 2d0s before wk-09 (10.0.0.9)",
 		},
 		{
 			name: "history with a hostname only that fits both machines decides nothing",
@@ -416,7 +416,7 @@ func TestNoVCenterOriginal(t *testing.T) {
 				t.Errorf("evidence lacks %q:\n%s", tc.why, ev)
 			}
 			if tc.want != "" {
-				if f.Machines[0].Label != tc.want || !strings.HasPrefix(f.Remedy, "Leave "+tc.want+" (the original) alone.") || !strings.Contains(f.Remedy, "On wk-") {
+				if f.Machines[0].Label != tc.want || !strings.HasPrefix(f.Remedy, "Leave "+tc.want+", the original, alone.") || !strings.Contains(f.Remedy, "On wk-") {
 					t.Errorf("original not first or remedy wrong: %+v\n%s", machineWants(r.Findings), f.Remedy)
 				}
 			} else if !strings.HasPrefix(f.Remedy, "First decide which machine is the original") {
