@@ -12,7 +12,7 @@ import (
 	"github.com/vmreconcile/vmreconcile/swarmtest"
 )
 
-// TestRealNoVCenter runs the no-vCenter audit at library level against real
+// TestRealSwarmNoVCenter runs the no-vCenter audit at library level against real
 // engines: swarm.Observe through the manager, then reconcile.Reconcile with a
 // snapshot that holds the swarm alone.
 //
@@ -25,7 +25,7 @@ import (
 // In swarmtest every engine connects from 127.0.0.1 (the manager sees the
 // loopback source address), so the address tells no machine apart: the
 // hostnames (set by unshare -u) and the clone's 1-CPU pinning do.
-func TestRealNoVCenter(t *testing.T) {
+func TestRealSwarmNoVCenter(t *testing.T) {
 	swarmtest.Require(t)
 	t.Parallel()
 	began := time.Now()
