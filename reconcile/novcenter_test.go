@@ -516,3 +516,20 @@ func BenchmarkReconcileNoVCenter(b *testing.B) {
 		})
 	}
 }
+
+// TestNoVCenterFlapAcrossRuns: the cross-run rule holds without a vCenter,
+// and its evidence does not speak of returns this run did not see.
+func TestNoVCenterFlapAcrossRuns(t *testing.T) {
+	hist := History{Nodes: map[string][]Description{"n1": {
+		{Hostname: "wk-07", LastSeen: t0.Add(-48 * time.Hour)},
+		{Hostname: "wk-09", LastSeen: t0.Add(-24 * time.Hour)},
+	}}}
+	r := Reconcile(snapNoVC(node("n1", ds(nvA))), hist)
+	if g := machineWants(r.Findings); !equalMachineWants(g, []machineWant{{KindNodeFlapping, "n1", []string{"wk-07 (10.0.0.7)"}, ""}}) {
+		t.Fatalf("findings %+v", g)
+	}
+	ev := strings.Join(r.Findings[0].Evidence, "\n")
+	if !strings.Contains(ev, "across runs: earlier runs saw hostnames wk-07, wk-09") || strings.Contains(ev, "one return") || strings.Contains(ev, "VM") {
+		t.Errorf("evidence:\n%s", ev)
+	}
+}

@@ -303,6 +303,8 @@ func (st *state) flapping(skip map[string]bool) []Finding {
 			f.Evidence = append(f.Evidence, cross)
 		}
 		switch {
+		case st.noVC && returns == 0:
+			f.Machines = ns.machines
 		case st.noVC:
 			f.Machines = ns.machines
 			f.Evidence = append(f.Evidence, fmt.Sprintf("%s seen; one return is not enough to tell two machines from one that changed and changed back: "+
