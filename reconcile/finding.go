@@ -61,6 +61,13 @@ type Finding struct {
 	Confirmed bool `json:"confirmed,omitempty"`
 	// Dormant: a VM holds the identity but its engine is not running right now.
 	Dormant bool `json:"dormant,omitempty"`
+	// Machines, without a vCenter, are the machines the finding is about,
+	// the original first when it is known (VMs, VMPaths and VMRefs are then
+	// empty).
+	Machines []Machine `json:"machines,omitempty"`
+	// OriginalMachine is the Label of the machine that rightfully owns the
+	// identity (without a vCenter; Original names VMs only).
+	OriginalMachine string `json:"original_machine,omitempty"`
 }
 
 // Key identifies a finding across runs: the same problem on the same objects

@@ -22,6 +22,9 @@ type state struct {
 	probes map[int]GuestIdentity
 	// tplCands holds, per template, the descriptions it was a hostname candidate for.
 	tplCands map[int][]tplCand
+	// noVC: the snapshot has no vCenter (NoVCenter); nodes are grouped into
+	// machines instead of matched to VMs.
+	noVC bool
 }
 
 type tplCand struct {
@@ -40,6 +43,11 @@ type nodeState struct {
 	holders []int
 	// firstDesc: index of the first description each holder matched.
 	firstDesc map[int]int
+	// Without a vCenter: the descriptions as machine grouping sees them, the
+	// grouping and the machines.
+	ids      []ident
+	grouping grouping
+	machines []Machine
 }
 
 func newState(snap Snapshot, hist History) *state {
@@ -79,7 +87,7 @@ func newState(snap Snapshot, hist History) *state {
 	slices.SortStableFunc(swarms, func(a, b Swarm) int {
 		return cmp.Or(cmp.Compare(a.ClusterID, b.ClusterID), cmp.Compare(a.Endpoint, b.Endpoint))
 	})
-	st := &state{snap: snap, hist: hist, ix: newIndex(vms, swarms), vmNodes: make([][]string, len(vms)), tplCands: map[int][]tplCand{}}
+	st := &state{snap: snap, hist: hist, ix: newIndex(vms, swarms), vmNodes: make([][]string, len(vms)), tplCands: map[int][]tplCand{}, noVC: NoVCenter(snap)}
 
 	for _, sw := range swarms {
 		for _, n := range sw.Nodes {
@@ -90,30 +98,7 @@ func newState(snap Snapshot, hist History) *state {
 		return cmp.Or(cmp.Compare(a.cluster, b.cluster), cmp.Compare(a.node.ID, b.node.ID))
 	})
 	for _, ns := range st.nodes {
-		ns.firstDesc = map[int]int{}
-		for di, d := range ns.node.Descriptions {
-			m := st.ix.match(d)
-			ns.matches = append(ns.matches, m)
-			for _, c := range m.candidates {
-				if vms[c].Template {
-					st.tplCands[c] = append(st.tplCands[c], tplCand{ns, di})
-				}
-			}
-			for _, v := range m.vms {
-				if !contains(ns.vms, v) {
-					ns.vms = append(ns.vms, v)
-				}
-			}
-			if v, ok := m.unique(); ok && !vms[v].Template && !contains(ns.holders, v) {
-				ns.holders = append(ns.holders, v)
-				ns.firstDesc[v] = di
-			}
-		}
-		for _, v := range ns.vms {
-			if !slices.Contains(st.vmNodes[v], ns.node.ID) {
-				st.vmNodes[v] = append(st.vmNodes[v], ns.node.ID)
-			}
-		}
+		st.matchNode(ns)
 	}
 	for i := range st.vmNodes {
 		sort.Strings(st.vmNodes[i])
@@ -136,6 +121,41 @@ func newState(snap Snapshot, hist History) *state {
 		}
 	}
 	return st
+}
+
+// matchNode matches a node's descriptions to VMs, or without a vCenter
+// groups them into machines.
+func (st *state) matchNode(ns *nodeState) {
+	ns.firstDesc = map[int]int{}
+	if st.noVC {
+		// nothing to match: every description would read "no VM has hostname …"
+		ns.matches = make([]descMatch, len(ns.node.Descriptions))
+		st.groupNode(ns)
+		return
+	}
+	for di, d := range ns.node.Descriptions {
+		m := st.ix.match(d)
+		ns.matches = append(ns.matches, m)
+		for _, c := range m.candidates {
+			if st.ix.vms[c].Template {
+				st.tplCands[c] = append(st.tplCands[c], tplCand{ns, di})
+			}
+		}
+		for _, v := range m.vms {
+			if !contains(ns.vms, v) {
+				ns.vms = append(ns.vms, v)
+			}
+		}
+		if v, ok := m.unique(); ok && !st.ix.vms[v].Template && !contains(ns.holders, v) {
+			ns.holders = append(ns.holders, v)
+			ns.firstDesc[v] = di
+		}
+	}
+	for _, v := range ns.vms {
+		if !slices.Contains(st.vmNodes[v], ns.node.ID) {
+			st.vmNodes[v] = append(st.vmNodes[v], ns.node.ID)
+		}
+	}
 }
 
 func compareVM(a, b VM) int {
@@ -196,9 +216,15 @@ func (st *state) nodeStatuses() []NodeStatus {
 func Reconcile(snap Snapshot, hist History) Result {
 	st := newState(snap, hist)
 	res := Result{VMs: st.vmStatuses(), Nodes: st.nodeStatuses()}
+	if st.noVC {
+		res.Machines = st.machineList()
+	}
 
 	var fs []Finding
 	shared := st.sharedNodeIDs()
+	if st.noVC {
+		shared = append(shared, st.sharedMachines()...)
+	}
 	fs = append(fs, shared...)
 	sharedNodes := map[string]bool{}
 	covered := map[string]bool{} // nodeID \x00 VM key
@@ -229,6 +255,7 @@ func Reconcile(snap Snapshot, hist History) Result {
 	}
 	s.Swarms = len(snap.Swarms)
 	s.Nodes = len(st.nodes)
+	s.Machines = len(res.Machines)
 	for _, ns := range st.nodes {
 		if len(ns.vms) > 0 {
 			s.MatchedNodes++

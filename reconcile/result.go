@@ -5,10 +5,13 @@ import "time"
 // Result is what Reconcile derives from a snapshot. Its JSON form is the
 // documented output of `vmreconcile audit -json` (see README, "JSON schema").
 type Result struct {
-	Summary  Summary      `json:"summary"`
-	VMs      []VMStatus   `json:"vms"`
-	Nodes    []NodeStatus `json:"nodes"`
-	Findings []Finding    `json:"findings"` // most severe first, then by kind, node ID, VMs
+	Summary Summary      `json:"summary"`
+	VMs     []VMStatus   `json:"vms"`
+	Nodes   []NodeStatus `json:"nodes"`
+	// Machines, only for a snapshot without a vCenter (NoVCenter), are the
+	// distinct machines seen answering as each node, by cluster and node.
+	Machines []Machine `json:"machines,omitempty"`
+	Findings []Finding `json:"findings"` // most severe first, then by kind, node ID, VMs
 }
 
 // Summary counts what was seen and found.
@@ -20,9 +23,11 @@ type Summary struct {
 	Swarms       int       `json:"swarms"`
 	Nodes        int       `json:"nodes"`
 	MatchedNodes int       `json:"matched_nodes"`
-	Critical     int       `json:"critical"`
-	Warning      int       `json:"warning"`
-	Info         int       `json:"info"`
+	// Machines counts Result.Machines (snapshots without a vCenter only).
+	Machines int `json:"machines,omitempty"`
+	Critical int `json:"critical"`
+	Warning  int `json:"warning"`
+	Info     int `json:"info"`
 	// Highest is the most severe finding's severity, "" when there is none.
 	Highest Severity `json:"highest,omitempty"`
 }

@@ -258,6 +258,8 @@ func sharedRemedy(id string, names []string, haveOriginal bool) string {
 // (hostname, address, CPU count, memory beyond MemoryTolerance; sightings from
 // events only carry the hostname and are compared by hostname alone), and the
 // node flaps when an identity comes back after another one (A→B→A).
+// Without a vCenter, the changes and returns are those between machines
+// (see Machine), and nodes with a shared-node-id over machines are skipped.
 // Across runs: the node flaps when History holds two or more distinct
 // hostnames for it and its current hostname is one of them but not the latest
 // (hostnames compared by short name).
@@ -268,6 +270,11 @@ func (st *state) flapping(skip map[string]bool) []Finding {
 			continue
 		}
 		changes, returns := alternation(ns.node)
+		if st.noVC {
+			// by machines: a NAT address pool or a loopback address
+			// changing under one machine is no flap
+			changes, returns = machineSwitches(ns.grouping.runs)
+		}
 		cross := st.historyFlap(ns.node)
 		if returns == 0 && cross == "" {
 			continue
@@ -281,6 +288,9 @@ func (st *state) flapping(skip map[string]bool) []Finding {
 			if m := ns.matches[di]; len(m.vms) > 0 {
 				to = st.ix.vmNames(m.vms)
 			}
+			if st.noVC {
+				to = "machine " + ns.machines[ns.grouping.machineOf[di]].Label
+			}
 			f.Evidence = append(f.Evidence, fmt.Sprintf("identity %d/%d: %s, seen %s from %s to %s → %s",
 				di+1, len(n.Descriptions), describe(d), plural(d.Seen, "time"), ts(d.FirstSeen), ts(d.LastSeen), to))
 		}
@@ -292,10 +302,16 @@ func (st *state) flapping(skip map[string]bool) []Finding {
 		if cross != "" {
 			f.Evidence = append(f.Evidence, cross)
 		}
-		switch len(vms) {
-		case 0:
+		switch {
+		case st.noVC && returns == 0:
+			f.Machines = ns.machines
+		case st.noVC:
+			f.Machines = ns.machines
+			f.Evidence = append(f.Evidence, fmt.Sprintf("%s seen; one return is not enough to tell two machines from one that changed and changed back: "+
+				"shared-node-id takes %d stretches in turn (A, B, A, B); a longer observation (-observe) tells", plural(len(ns.machines), "machine"), minAlternation))
+		case len(vms) == 0:
 			f.Evidence = append(f.Evidence, "no identity matched a VM: the machines answering as this node may be outside the inventory or lack VMware Tools")
-		case 1:
+		case len(vms) == 1:
 			f.Evidence = append(f.Evidence, fmt.Sprintf("only VM %s is known; the other identity matched no VM (a copy outside the inventory, without VMware Tools, or with the same hostname)", st.ix.vms[vms[0]].Name))
 		}
 		f.Remedy = fmt.Sprintf("Two machines probably answer as node %s with the same /var/lib/docker/swarm. Find the one that is not supposed to be this node (use the hostnames and addresses above), and on it: %s "+
@@ -440,7 +456,7 @@ func (st *state) nodeVMState() []Finding {
 	var out []Finding
 	for _, ns := range st.nodes {
 		n := ns.node
-		if len(ns.vms) == 0 && !guestHeld[n.ID] {
+		if len(ns.vms) == 0 && !guestHeld[n.ID] && !st.noVC { // without a vCenter every node would be one
 			f := st.finding(KindNodeWithoutVM, Info, n.ID, nil, -1)
 			for di, d := range n.Descriptions {
 				f.Evidence = append(f.Evidence, fmt.Sprintf("identity %d/%d: %s: %s", di+1, len(n.Descriptions), describe(d), strings.Join(ns.matches[di].evidence, "; ")))

@@ -31,7 +31,7 @@ func TestBuildNodesSpecNamedEvents(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("BuildNodes:\n got %+v\nwant %+v", got, want)
 	}
-	if r := reconcile.Reconcile(reconcile.Snapshot{Swarms: []reconcile.Swarm{{ClusterID: "c", Nodes: got}}}, reconcile.History{}); len(r.Findings) != 1 || r.Findings[0].Kind != reconcile.KindNodeWithoutVM {
+	if r := reconcile.Reconcile(reconcile.Snapshot{VCenters: []string{"vc1"}, Swarms: []reconcile.Swarm{{ClusterID: "c", Nodes: got}}}, reconcile.History{}); len(r.Findings) != 1 || r.Findings[0].Kind != reconcile.KindNodeWithoutVM {
 		t.Errorf("findings %+v: want only node-without-vm (no flapping)", r.Findings)
 	}
 
