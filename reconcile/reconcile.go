@@ -253,6 +253,7 @@ func Reconcile(snap Snapshot, hist History) Result {
 			s.PoweredOn++
 		}
 	}
+	s.Sources = Sources(snap)
 	s.Swarms = len(snap.Swarms)
 	s.Nodes = len(st.nodes)
 	s.Machines = len(res.Machines)

@@ -16,13 +16,16 @@ type Result struct {
 
 // Summary counts what was seen and found.
 type Summary struct {
-	CollectedAt  time.Time `json:"collected_at"`
-	VMs          int       `json:"vms"` // VMs and templates
-	Templates    int       `json:"templates"`
-	PoweredOn    int       `json:"powered_on"`
-	Swarms       int       `json:"swarms"`
-	Nodes        int       `json:"nodes"`
-	MatchedNodes int       `json:"matched_nodes"`
+	CollectedAt time.Time `json:"collected_at"`
+	// Sources names what the snapshot was collected from: "vcenter HOST",
+	// "swarm ENDPOINT", "kubernetes NAME".
+	Sources      []string `json:"sources"`
+	VMs          int      `json:"vms"` // VMs and templates
+	Templates    int      `json:"templates"`
+	PoweredOn    int      `json:"powered_on"`
+	Swarms       int      `json:"swarms"`
+	Nodes        int      `json:"nodes"`
+	MatchedNodes int      `json:"matched_nodes"`
 	// Machines counts Result.Machines (snapshots without a vCenter only).
 	Machines int `json:"machines,omitempty"`
 	Critical int `json:"critical"`
@@ -58,4 +61,19 @@ type MatchedDescription struct {
 	Description
 	VMRefs   []string `json:"vm_refs"`
 	Evidence []string `json:"evidence"` // why it matched ("hostname wk-01 = guest hostname of wk-01", ...)
+}
+
+// Sources names what a snapshot was collected from, vCenters first.
+func Sources(snap Snapshot) []string {
+	out := []string{}
+	for _, vc := range snap.VCenters {
+		out = append(out, "vcenter "+vc)
+	}
+	for _, sw := range snap.Swarms {
+		out = append(out, "swarm "+sw.Endpoint)
+	}
+	for _, k := range snap.Kubernetes {
+		out = append(out, "kubernetes "+k.Name)
+	}
+	return out
 }

@@ -60,6 +60,13 @@ func TestRealSwarmAudit(t *testing.T) {
 				t.Errorf("node %s: flips %d, vms %v", n.ID, n.Flips, n.VMs)
 			}
 		}
+
+		// No vSphere: the swarm alone, no finding, exit 0.
+		r = runBin(t, []string{"DOCKER_HOST=" + cl.Manager.Host}, "audit", "-json", "-observe", "3s", "-lookback", "5m")
+		res = decode(t, r)
+		if r.code != ExitOK || len(res.Findings) != 0 || !slices.Equal(res.Summary.Sources, []string{"swarm " + cl.Manager.Host}) || res.Summary.Machines != 2 {
+			t.Errorf("no vCenter, healthy: exit %d, findings %+v, summary %+v; stderr %s", r.code, res.Findings, res.Summary, r.stderr)
+		}
 	})
 
 	t.Run("clone", func(t *testing.T) {
@@ -106,5 +113,32 @@ func TestRealSwarmAudit(t *testing.T) {
 			}
 		}
 		t.Logf("shared-node-id %s: vms %v, original %s, %d evidence lines", f.NodeID, f.VMs, f.Original, len(f.Evidence))
+
+		// No vSphere (moby/moby#46167): the same command without a vCenter
+		// names the two machines that answer as the node, and exits 3.
+		r = runBin(t, []string{"DOCKER_HOST=" + cl.Manager.Host}, "audit", "-json", "-observe", "20s", "-lookback", "5m")
+		if r.code != ExitFindings {
+			t.Errorf("no vCenter: exit %d, want 3; stderr %s", r.code, r.stderr)
+		}
+		res = decode(t, r)
+		shared = findingsOf(res, reconcile.KindSharedNodeID)
+		if len(shared) != 1 || shared[0].NodeID != wk.NodeID || len(shared[0].VMs) != 0 || len(shared[0].Machines) != 2 {
+			t.Fatalf("no vCenter: shared-node-id %+v\nall: %+v", shared, res.Findings)
+		}
+		var labels []string
+		for _, m := range shared[0].Machines {
+			labels = append(labels, m.Label)
+		}
+		ev := strings.Join(shared[0].Evidence, "\n")
+		if !slices.Contains(labels, "wk1") || !slices.Contains(labels, "wk1-clone") || !strings.Contains(ev, "wk1-clone") || strings.Contains(shared[0].Remedy, "docker node rm ") {
+			t.Errorf("no vCenter: machines %v, evidence %s, remedy %s", labels, ev, shared[0].Remedy)
+		}
+		// Lineage, guest probes and remediation need vSphere: one line, exit 2.
+		for _, args := range [][]string{{"remediate"}, {"preclone", "wk1"}, {"audit", "-verify", "-l", "root:x"}} {
+			r := runBin(t, []string{"DOCKER_HOST=" + cl.Manager.Host}, args...)
+			if r.code != ExitUsage || !strings.Contains(r.stderr, "vCenter") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+				t.Errorf("%v without a vCenter: exit %d, stderr %q", args, r.code, r.stderr)
+			}
+		}
 	})
 }

@@ -12,8 +12,16 @@ import (
 // writeTable prints the human report, laid out for a terminal of the given width.
 func writeTable(w io.Writer, res reconcile.Result, width int) {
 	s := res.Summary
-	fmt.Fprintf(w, "%s (%s, %d powered on) · %s, %s (%d matched to VMs)\n",
-		plural(s.VMs, "VM"), plural(s.Templates, "template"), s.PoweredOn, plural(s.Swarms, "swarm"), plural(s.Nodes, "node"), s.MatchedNodes)
+	if len(s.Sources) > 0 {
+		writeField(w, "sources", strings.Join(s.Sources, ", "), width)
+	}
+	if !strings.HasPrefix(strings.Join(s.Sources, ","), "vcenter ") {
+		// No vCenter: the swarm alone, its node identities grouped into machines.
+		fmt.Fprintf(w, "No vCenter: %s, %s, %s seen answering as them\n", plural(s.Swarms, "swarm"), plural(s.Nodes, "node"), plural(s.Machines, "machine"))
+	} else {
+		fmt.Fprintf(w, "%s (%s, %d powered on) · %s, %s (%d matched to VMs)\n",
+			plural(s.VMs, "VM"), plural(s.Templates, "template"), s.PoweredOn, plural(s.Swarms, "swarm"), plural(s.Nodes, "node"), s.MatchedNodes)
+	}
 	if len(res.Findings) == 0 {
 		fmt.Fprintln(w, "No findings.")
 	} else {
@@ -42,6 +50,7 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 			}
 			fmt.Fprintln(w, head)
 			writeField(w, "vms", vmList(f), width)
+			writeField(w, "machines", machineList(f), width)
 			for _, e := range f.Evidence {
 				writeField(w, "evidence", e, width)
 			}
@@ -167,4 +176,17 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-1] + "…"
+}
+
+// machineList names a no-vCenter finding's machines, the original first.
+func machineList(f reconcile.Finding) string {
+	var l []string
+	for _, m := range f.Machines {
+		if m.Label == f.OriginalMachine {
+			l = append(l, m.Label+" (original)")
+		} else {
+			l = append(l, m.Label)
+		}
+	}
+	return strings.Join(l, ", ")
 }
