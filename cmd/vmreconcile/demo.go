@@ -18,15 +18,17 @@ func init() { register("demo", func() command { return &demoCmd{} }) }
 // demoCmd runs the audit against an embedded, simulated vCenter and swarm that
 // hold the seed story: a live worker cloned by another team.
 type demoCmd struct {
-	json    bool
-	observe time.Duration
-	failOn  string
+	json      bool
+	observe   time.Duration
+	failOn    string
+	noVCenter bool
 }
 
 func (cmd *demoCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	f.BoolVar(&cmd.json, "json", false, "Enable JSON output")
 	f.DurationVar(&cmd.observe, "observe", 3*time.Second, "Sample the simulated manager for this long")
 	f.StringVar(&cmd.failOn, "fail-on", "never", "As audit's -fail-on; the demo exits 0 by default")
+	f.BoolVar(&cmd.noVCenter, "no-vcenter", false, "The same story seen from the swarm alone, as on bare metal or a cloud (no vCenter)")
 }
 
 func (cmd *demoCmd) Process(ctx context.Context) error {
@@ -47,7 +49,9 @@ func (cmd *demoCmd) Description() string {
 The simulation holds the story vmreconcile exists for: worker swarm-wk-03 was
 stable for months until another team cloned it to make Kubernetes nodes; one
 clone booted with Docker enabled and the same swarm state, and now answers as
-swarm-wk-03's node ID. The report comes from the same code path as 'audit'.`
+swarm-wk-03's node ID. The report comes from the same code path as 'audit'.
+With -no-vcenter the swarm alone is audited, as on bare metal or a cloud: the
+two machines that answer as the node are named by hostname and address.`
 }
 
 func (cmd *demoCmd) Run(ctx context.Context, args []string) error {
@@ -61,7 +65,17 @@ func (cmd *demoCmd) Run(ctx context.Context, args []string) error {
 
 	// The same pipeline as audit, through the same sources: the simulators
 	// listen on loopback like a real vCenter and manager would.
-	src := audit.NewSources(w.Config())
+	cfg := w.Config()
+	banner := "SIMULATED: embedded vCenter (govmomi vcsim) and Docker Engine API simulator.\n" +
+		"Nothing real was contacted. Story: swarm-wk-03 (a worker for months) was cloned\n" +
+		"while live; its clone k8s-new-01 booted with Docker enabled and the same swarm state."
+	if cmd.noVCenter {
+		cfg.VCenters = nil
+		banner = "SIMULATED: embedded Docker Engine API simulator, no vCenter (as on bare metal or a cloud).\n" +
+			"Nothing real was contacted. Story: a copy of machine swarm-wk-03 booted with its\n" +
+			"swarm state as k8s-new-01; both now answer as the same node ID."
+	}
+	src := audit.NewSources(cfg)
 	defer src.Close()
 	o, err := audit.Run(ctx, src, audit.Options{
 		Observe: swarmobs.ObserveOptions{Lookback: 15 * time.Minute, Window: cmd.observe, Interval: 500 * time.Millisecond},
@@ -69,8 +83,5 @@ func (cmd *demoCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	return report(o.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn),
-		banner: "SIMULATED: embedded vCenter (govmomi vcsim) and Docker Engine API simulator.\n" +
-			"Nothing real was contacted. Story: swarm-wk-03 (a worker for months) was cloned\n" +
-			"while live; its clone k8s-new-01 booted with Docker enabled and the same swarm state."})
+	return report(o.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn), banner: banner})
 }

@@ -110,3 +110,20 @@ func TestPrecloneTemplateOfNodeIsUnsafe(t *testing.T) {
 		t.Errorf("lineage check %+v: want FAIL naming node %s and worker-b", lin, id)
 	}
 }
+
+// TestDemoNoVCenter: the demo's second scene, the swarm alone.
+func TestDemoNoVCenter(t *testing.T) {
+	r := runBin(t, nil, "demo", "-no-vcenter", "-json")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	res := decode(t, r)
+	shared := findingsOf(res, reconcile.KindSharedNodeID)
+	if len(shared) != 1 || len(shared[0].VMs) != 0 || len(shared[0].Machines) != 2 || res.Summary.VMs != 0 ||
+		len(res.Summary.Sources) != 1 || !strings.HasPrefix(res.Summary.Sources[0], "swarm ") {
+		t.Fatalf("demo -no-vcenter: summary %+v, shared %+v", res.Summary, shared)
+	}
+	if r := runBin(t, nil, "demo", "-no-vcenter"); !strings.Contains(r.stdout, "SIMULATED") || !strings.Contains(r.stdout, "machines: ") {
+		t.Errorf("demo -no-vcenter table: %s", r.stdout)
+	}
+}
