@@ -31,7 +31,7 @@ func TestRealSwarmNoVCenter(t *testing.T) {
 	began := time.Now()
 	c := swarmtest.NewCluster(t, swarmtest.Options{Workers: []swarmtest.EngineOptions{{Hostname: "wk"}}})
 	wk := c.Workers[0]
-	cli, err := swarm.NewClient(c.Manager.Host)
+	cli, err := swarm.NewClientTLS(c.Manager.Host, false, "", 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
