@@ -102,13 +102,13 @@ func TestDaemonDockersim(t *testing.T) {
 	if v := r.metric(t, openMetric); v != 1 {
 		t.Errorf("%s = %v, want 1", openMetric, v)
 	}
-	if v := r.metric(t, `vmreconcile_detection_triggered_runs_total{source="swarm"}`); v < 1 {
+	if v := r.metric(t, `vmreconcile_detection_triggered_runs_total{source_type="swarm"}`); v < 1 {
 		t.Errorf("detection-triggered runs (swarm) = %v, want >= 1", v)
 	}
-	if v := r.metric(t, `vmreconcile_alerts_sent_total{event="opened"}`); v < 1 {
+	if v := r.metric(t, `vmreconcile_alerts_sent_total{event="opened",sink="webhook"}`); v < 1 {
 		t.Errorf("alerts sent = %v", v)
 	}
-	if v := r.metric(t, `vmreconcile_alerts_failed_total{event="opened"}`); v != 0 {
+	if v := r.metric(t, `vmreconcile_alerts_failed_total{event="opened",sink="webhook"}`); v != 0 {
 		t.Errorf("alerts failed = %v, want 0 (one 500, then a successful retry)", v)
 	}
 	code, body := r.get(t, "/readyz")
@@ -222,7 +222,7 @@ func TestDaemonReadyzStale(t *testing.T) {
 	if !found {
 		t.Errorf("/readyz does not name swarm gone with its error: %s", body)
 	}
-	if v := r.metric(t, `vmreconcile_api_errors_total{source="swarm gone"}`); v < 1 {
+	if v := r.metric(t, `vmreconcile_api_errors_total{source="gone",source_type="swarm"}`); v < 1 {
 		t.Errorf("api errors for swarm gone = %v", v)
 	}
 	if code, body := r.get(t, "/livez"); code != 200 || body != "ok\n" {

@@ -156,6 +156,7 @@ func (d *Daemon) watchSwarm(ctx context.Context, s *swarmSource) {
 		}
 		if connected {
 			d.m.streamReconnects.WithLabelValues(s.label).Inc()
+			d.restarts.note(s.label, d.now())
 		}
 		connected = true
 		nodes, err := cli.NodeList(ctx, dswarm.NodeListOptions{})
