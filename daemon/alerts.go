@@ -438,7 +438,8 @@ func (a *alerter) deliver(ctx context.Context, i int, p pendingAlert, al Alert) 
 		a.log.Info("alert delivered", "event", p.event, "kind", p.f.Kind, "severity", p.f.Severity, "node_id", p.f.NodeID,
 			"vms", p.f.VMs, "sink", s.name(), "delivery", al.DeliveryID)
 	case errors.As(err, &perm):
-		d.Status, d.Detail = store.DeliveryFailed, oneLine(err.Error())
+		// The detail names no URL: the store is not the place for them.
+		d.Status, d.Detail = store.DeliveryFailed, strings.TrimPrefix(oneLine(err.Error()), s.name()+": ")
 		a.m.alertsFailed.WithLabelValues(s.kind(), p.event).Inc()
 		a.m.alertsDropped.WithLabelValues(s.kind(), p.event).Inc()
 		a.log.Error("alert refused by the sink; giving up on it (recorded in the store)", "event", p.event, "kind", p.f.Kind,
