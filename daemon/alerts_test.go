@@ -202,7 +202,7 @@ func TestHangingWebhookDoesNotHoldAudits(t *testing.T) {
 	st.Close()
 
 	r := startDaemon(t, cfg, cfg.Store.Path, nil)
-	ok := `vmreconcile_runs_total{job="audit",result="ok"}`
+	ok := `vmreconcile_runs_total{result="ok",task="audit"}`
 	deadline := time.Now().Add(30 * time.Second)
 	for r.metric(t, ok) < 6 && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
@@ -210,10 +210,10 @@ func TestHangingWebhookDoesNotHoldAudits(t *testing.T) {
 	if v := r.metric(t, ok); v < 6 {
 		t.Fatalf("%v successful audits in 30 s with a 1 s schedule and a hanging webhook", v)
 	}
-	if v := r.metric(t, `vmreconcile_runs_skipped_total{job="audit"}`); v != 0 {
+	if v := r.metric(t, `vmreconcile_runs_skipped_total{task="audit"}`); v != 0 {
 		t.Errorf("%v scheduled audits skipped: delivery held the audit", v)
 	}
-	if v := r.metric(t, `vmreconcile_job_last_duration_seconds{job="audit"}`); v > 2 {
+	if v := r.metric(t, `vmreconcile_job_last_duration_seconds{task="audit"}`); v > 2 {
 		t.Errorf("last audit took %vs: it waited for the webhook", v)
 	}
 	if v := r.metric(t, `vmreconcile_alerts_sent_total{event="opened",sink="webhook"}`); v != 0 {

@@ -175,8 +175,8 @@ func TestDaemonSkipsOverlappingRuns(t *testing.T) {
 	cfg.Schedules.Audit = "@every 1s"
 	r := startDaemon(t, cfg, cfg.Store.Path, nil)
 	deadline := time.Now().Add(30 * time.Second)
-	metric := `vmreconcile_runs_skipped_total{job="audit"}`
-	ok := `vmreconcile_runs_total{job="audit",result="ok"}`
+	metric := `vmreconcile_runs_skipped_total{task="audit"}`
+	ok := `vmreconcile_runs_total{result="ok",task="audit"}`
 	// Skips come while the first slow audit still runs: wait for both.
 	for (r.metric(t, metric) < 2 || r.metric(t, ok) < 1) && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
@@ -202,7 +202,7 @@ func TestDaemonReadyzStale(t *testing.T) {
 	cfg.Swarms = []config.Swarm{{Name: "gone", Hosts: []string{"tcp://127.0.0.1:1", "unix:///nonexistent/docker.sock"}}}
 	r := startDaemon(t, cfg, cfg.Store.Path, nil)
 	deadline := time.Now().Add(15 * time.Second)
-	for r.metric(t, `vmreconcile_runs_total{job="audit",result="error"}`) < 1 && time.Now().Before(deadline) {
+	for r.metric(t, `vmreconcile_runs_total{result="error",task="audit"}`) < 1 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	code, body := r.get(t, "/readyz")

@@ -49,12 +49,12 @@ type metrics struct {
 
 	buildInfo        *prometheus.GaugeVec // version, goversion
 	findingsOpen     *prometheus.GaugeVec // kind, severity
-	jobLastSuccess   *prometheus.GaugeVec // job
-	jobLastDuration  *prometheus.GaugeVec // job
+	jobLastSuccess   *prometheus.GaugeVec // task (not "job": Prometheus owns that label)
+	jobLastDuration  *prometheus.GaugeVec // task
 	lastAuditSuccess prometheus.Gauge
 	lastAuditTime    prometheus.Gauge
-	runs             *prometheus.CounterVec // job, result
-	skipped          *prometheus.CounterVec // job
+	runs             *prometheus.CounterVec // task, result
+	skipped          *prometheus.CounterVec // task
 	apiErrors        sourceCounter          // source_type, source
 	sourceLastOK     sourceGauge            // source_type, source
 	streamReconnects sourceCounter          // source_type, source
@@ -75,14 +75,14 @@ func newMetrics() *metrics {
 	}
 	m.buildInfo = gauge("vmreconcile_build_info", "Always 1; the labels say which vmreconcile and Go built this daemon.", "version", "goversion")
 	m.findingsOpen = gauge("vmreconcile_findings_open", "Findings currently open in the store, by kind and severity.", "kind", "severity")
-	m.jobLastSuccess = gauge("vmreconcile_job_last_success_timestamp_seconds", "Unix time of the last successful run of each job (audit, lineage, prune); 0 before the first.", "job")
-	m.jobLastDuration = gauge("vmreconcile_job_last_duration_seconds", "Duration of the last run of each job, successful or not.", "job")
+	m.jobLastSuccess = gauge("vmreconcile_job_last_success_timestamp_seconds", "Unix time of the last successful run of each task (audit, lineage, prune); 0 before the first.", "task")
+	m.jobLastDuration = gauge("vmreconcile_job_last_duration_seconds", "Duration of the last run of each task, successful or not.", "task")
 	m.lastAuditSuccess = prometheus.NewGauge(prometheus.GaugeOpts{Name: "vmreconcile_last_audit_success",
 		Help: "1 when the last audit collected every source and was recorded, 0 when it failed or none finished yet."})
 	m.lastAuditTime = prometheus.NewGauge(prometheus.GaugeOpts{Name: "vmreconcile_last_audit_timestamp_seconds",
 		Help: "Unix time the last audit finished, successful or not; 0 before the first."})
-	m.runs = counter("vmreconcile_runs_total", "Job runs by job and result (ok, error).", "job", "result")
-	m.skipped = counter("vmreconcile_runs_skipped_total", "Scheduled runs skipped because the previous run of the same job was still running.", "job")
+	m.runs = counter("vmreconcile_runs_total", "Task runs (audit, lineage, prune) by task and result (ok, error).", "task", "result")
+	m.skipped = counter("vmreconcile_runs_skipped_total", "Scheduled runs skipped because the previous run of the same task was still running.", "task")
 	m.apiErrors = sourceCounter{counter("vmreconcile_api_errors_total", "API errors by source (source_type vcenter or swarm, source its host or name).", "source_type", "source")}
 	m.sourceLastOK = sourceGauge{gauge("vmreconcile_source_last_success_timestamp_seconds", "Unix time each source was last collected successfully (what /readyz checks); 0 before the first.", "source_type", "source")}
 	m.streamReconnects = sourceCounter{counter("vmreconcile_event_stream_reconnects_total", "Reconnections of the change streams (swarm node events, vCenter property updates).", "source_type", "source")}
