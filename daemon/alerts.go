@@ -62,7 +62,8 @@ type Alert struct {
 	ResolvedAt  *time.Time `json:"resolved_at,omitempty"`
 	AbsentSince *time.Time `json:"absent_since,omitempty"`
 	// ResolvedBy, for "resolved": "absence" (enough consecutive complete
-	// runs without it) or "remediation" (a remediation outcome).
+	// runs without it), "remediation" (a remediation outcome) or
+	// "superseded" (a more severe finding on the same node covers it).
 	ResolvedBy string `json:"resolved_by,omitempty"`
 	SeenRuns   int    `json:"seen_runs"`
 	// SupersededBy, on "resolved", is the key of an open finding that now

@@ -22,8 +22,8 @@ type StoredFinding struct {
 	// ResolvedAt is the time of the run that resolved it (see ResolvePolicy:
 	// the last of the runs that confirmed its absence); zero while open.
 	ResolvedAt time.Time `json:"resolved_at,omitzero"`
-	// ResolvedBy says what resolved it: ResolvedByAbsence or
-	// ResolvedByRemediation; "" while open.
+	// ResolvedBy says what resolved it: ResolvedByAbsence,
+	// ResolvedByRemediation or ResolvedBySuperseded; "" while open.
 	ResolvedBy string `json:"resolved_by,omitempty"`
 	SeenRuns   int    `json:"seen_runs"`
 	// AbsentRuns counts the consecutive complete successful runs, up to now,
@@ -50,6 +50,9 @@ const (
 	// holds a "done" outcome for it (its key, or one of its VMs) since it
 	// opened.
 	ResolvedByRemediation = "remediation"
+	// ResolvedBySuperseded: a run no longer reported it but reported a more
+	// severe finding about the same swarm node covering all its VMs.
+	ResolvedBySuperseded = "superseded"
 )
 
 const findingCols = `id, key, kind, severity, node_id, vms, vm_paths, vm_refs, original, evidence, remedy, confirmed, dormant,

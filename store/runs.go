@@ -71,7 +71,13 @@ const (
 //     last of them came at least After after the first; or
 //   - a complete successful run did not report it and the action journal
 //     holds a "done" outcome, since the finding opened, for its key or for
-//     one of its VMs (the remediation's own outcome).
+//     one of its VMs (the remediation's own outcome); or
+//   - a complete successful run did not report it but reported a more
+//     severe finding about the same swarm node whose VMs include all of its
+//     VMs: the same problem, reclassified (a clone-of-swarm-node or
+//     node-flapping whose node is now reported as shared-node-id, which the
+//     reconciler reports instead). That is evidence, not missing data; a
+//     critical finding is never superseded.
 //
 // A run that reports it again resets the count (same episode: no new
 // opening). A failed run (RecordFailure) or a partial one
@@ -369,7 +375,7 @@ func recordFindings(ctx context.Context, tx *sql.Tx, fs []reconcile.Finding, run
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		f, err := settleAbsent(ctx, tx, open[k], runID, at, opts)
+		f, err := settleAbsent(ctx, tx, open[k], fs, runID, at, opts)
 		if err != nil {
 			return fmt.Errorf("finding %s: %w", k, err)
 		}
@@ -406,7 +412,7 @@ func openFindingsTx(ctx context.Context, tx *sql.Tx) (map[string]StoredFinding, 
 // report: one more absence, resolution when opts.Resolve (or a remediation
 // outcome) allows, nothing but a reset in a partial run. It returns the
 // finding as it now is.
-func settleAbsent(ctx context.Context, tx *sql.Tx, f StoredFinding, runID int64, at time.Time, opts RecordOptions) (StoredFinding, error) {
+func settleAbsent(ctx context.Context, tx *sql.Tx, f StoredFinding, present []reconcile.Finding, runID int64, at time.Time, opts RecordOptions) (StoredFinding, error) {
 	if opts.Partial != "" {
 		f.AbsentRuns, f.AbsentSince = 0, time.Time{}
 		_, err := tx.ExecContext(ctx, `UPDATE findings SET absent_runs = 0, absent_since = NULL WHERE id = ?`, f.ID)
@@ -424,6 +430,8 @@ func settleAbsent(ctx context.Context, tx *sql.Tx, f StoredFinding, runID int64,
 	switch {
 	case done:
 		f.ResolvedBy = ResolvedByRemediation
+	case superseded(f.Finding, present):
+		f.ResolvedBy = ResolvedBySuperseded
 	case f.AbsentRuns >= p.Runs && at.Sub(f.AbsentSince) >= p.After:
 		f.ResolvedBy = ResolvedByAbsence
 	default:
@@ -435,6 +443,30 @@ func settleAbsent(ctx context.Context, tx *sql.Tx, f StoredFinding, runID int64,
 	_, err = tx.ExecContext(ctx, `UPDATE findings SET resolved_at = ?, resolved_run = ?, resolved_by = ?, absent_runs = ?, absent_since = ?
 		WHERE id = ?`, at.UnixNano(), runID, f.ResolvedBy, f.AbsentRuns, f.AbsentSince.UnixNano(), f.ID)
 	return f, err
+}
+
+// superseded reports whether a finding in present is about f's swarm node,
+// more severe, and covers all of f's VMs.
+func superseded(f reconcile.Finding, present []reconcile.Finding) bool {
+	if f.NodeID == "" {
+		return false
+	}
+	for _, g := range present {
+		if g.NodeID != f.NodeID || g.Severity.Rank() <= f.Severity.Rank() {
+			continue
+		}
+		covered := true
+		for _, r := range f.VMRefs {
+			if !containsString(g.VMRefs, r) {
+				covered = false
+				break
+			}
+		}
+		if covered {
+			return true
+		}
+	}
+	return false
 }
 
 // remediated reports whether the journal holds a "done" outcome, at or after
