@@ -278,11 +278,12 @@ func (a *alerter) stop() {
 // work is worker i's loop.
 func (a *alerter) work(ctx context.Context, i int) {
 	var resend <-chan time.Time
+	resendNow := false
 	if len(a.sinks) > 0 {
 		if r, ok := a.sinks[i].(resender); ok {
 			t := time.NewTicker(r.resendInterval())
 			defer t.Stop()
-			resend = t.C
+			resend, resendNow = t.C, true
 		}
 	}
 	var retry <-chan time.Time
@@ -294,6 +295,12 @@ func (a *alerter) work(ctx context.Context, i int) {
 			err := a.flushSink(ctx, i)
 			if ctx.Err() != nil {
 				return
+			}
+			if resendNow {
+				// At start, findings alerted by an earlier process: the
+				// receiver may have let them expire while it was down.
+				resendNow = false
+				a.resendOpen(ctx, i)
 			}
 			if err != nil {
 				delay = min(max(2*delay, 2*a.backoff), maxRoundDelay)
