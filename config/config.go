@@ -30,6 +30,7 @@ type Config struct {
 	Schedules Schedules `mapstructure:"schedules"`
 	Policy    Policy    `mapstructure:"policy"`
 	Alerts    Alerts    `mapstructure:"alerts"`
+	Findings  Findings  `mapstructure:"findings"`
 	Store     Store     `mapstructure:"store"`
 	Listen    string    `mapstructure:"listen"`
 	Ready     Ready     `mapstructure:"ready"`
@@ -106,9 +107,45 @@ type Policy struct {
 	Exclude    []string `mapstructure:"exclude"` // VM name or path patterns never touched
 }
 
-// Alerts lists the alert sinks.
+// Alerts lists the alert sinks (docs/alerts.md).
 type Alerts struct {
-	Webhooks []Webhook `mapstructure:"webhooks"`
+	Webhooks     []Webhook      `mapstructure:"webhooks"`
+	Alertmanager []Alertmanager `mapstructure:"alertmanager"`
+	Slack        []Slack        `mapstructure:"slack"`
+}
+
+// Alertmanager is a Prometheus Alertmanager that open findings are pushed
+// to (POST URL/api/v2/alerts), re-sent every ResendInterval while open and
+// sent with endsAt when they resolve.
+type Alertmanager struct {
+	URL             string        `mapstructure:"url"` // base URL, e.g. http://alertmanager:9093
+	Username        string        `mapstructure:"username"`
+	Password        Secret        `mapstructure:"password"`
+	PasswordFile    string        `mapstructure:"password_file"`
+	BearerToken     Secret        `mapstructure:"bearer_token"`
+	BearerTokenFile string        `mapstructure:"bearer_token_file"`
+	Retries         int           `mapstructure:"retries"`
+	Timeout         time.Duration `mapstructure:"timeout"`         // per attempt; 0: 10s
+	ResendInterval  time.Duration `mapstructure:"resend_interval"` // 0: 1m
+}
+
+// Slack is a Slack-compatible incoming webhook (text plus blocks). Its URL
+// is a credential (the token is in the path): it is never printed.
+type Slack struct {
+	URL     Secret        `mapstructure:"url"`
+	URLFile string        `mapstructure:"url_file"`
+	Retries int           `mapstructure:"retries"`
+	Timeout time.Duration `mapstructure:"timeout"` // per attempt; 0: 10s
+}
+
+// Findings tunes when an open finding resolves (docs/alerts.md,
+// "Resolution"): only after ResolveRuns consecutive complete successful runs
+// without it, the last at least ResolveAfter after the first, or after a
+// remediation outcome. Failed runs and runs whose swarm manager restarted
+// never count.
+type Findings struct {
+	ResolveRuns  int           `mapstructure:"resolve_runs"`
+	ResolveAfter time.Duration `mapstructure:"resolve_after"`
 }
 
 // Webhook is a JSON POST sink, optionally signed with HMAC-SHA256.
@@ -164,6 +201,7 @@ func Default() Config {
 		Guest:     Guest{Concurrency: 4, Timeout: 2 * time.Minute},
 		Schedules: Schedules{Audit: "@every 10m", Lineage: "@every 1h", Prune: "@daily"},
 		Policy:    Policy{Remediate: "off", Action: "disable-docker", MaxActions: 1, MaxPercent: 10},
+		Findings:  Findings{ResolveRuns: 3, ResolveAfter: 10 * time.Minute},
 		Store:     Store{Path: DefaultStorePath(), Retention: 30 * 24 * time.Hour},
 		Listen:    "127.0.0.1:9477",
 		Ready:     Ready{MaxAge: 30 * time.Minute},
@@ -260,7 +298,7 @@ func setDefaults(v *viper.Viper, cfg Config) {
 			switch x := val.(type) {
 			case map[string]any:
 				walk(key+".", x)
-			case []VCenter, []Swarm, []GuestLogin, []Webhook:
+			case []VCenter, []Swarm, []GuestLogin, []Webhook, []Alertmanager, []Slack:
 				// lists of sections come from the file only
 			case time.Duration:
 				v.SetDefault(key, x.String())
@@ -348,14 +386,38 @@ func (c *Config) readSecretFiles() error {
 	}
 	for i := range c.Alerts.Webhooks {
 		wh := &c.Alerts.Webhooks[i]
-		if wh.SecretFile != "" {
-			s, err := readSecret(fmt.Sprintf("alerts.webhooks[%d].secret_file", i), wh.SecretFile)
-			if err != nil {
-				return err
-			}
-			wh.Secret = s
+		if err := readSecretInto(&wh.Secret, fmt.Sprintf("alerts.webhooks[%d].secret_file", i), wh.SecretFile); err != nil {
+			return err
 		}
 	}
+	for i := range c.Alerts.Alertmanager {
+		am := &c.Alerts.Alertmanager[i]
+		if err := readSecretInto(&am.Password, fmt.Sprintf("alerts.alertmanager[%d].password_file", i), am.PasswordFile); err != nil {
+			return err
+		}
+		if err := readSecretInto(&am.BearerToken, fmt.Sprintf("alerts.alertmanager[%d].bearer_token_file", i), am.BearerTokenFile); err != nil {
+			return err
+		}
+	}
+	for i := range c.Alerts.Slack {
+		sl := &c.Alerts.Slack[i]
+		if err := readSecretInto(&sl.URL, fmt.Sprintf("alerts.slack[%d].url_file", i), sl.URLFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readSecretInto sets *dst from the file at path, when path is set.
+func readSecretInto(dst *Secret, key, path string) error {
+	if path == "" {
+		return nil
+	}
+	s, err := readSecret(key, path)
+	if err != nil {
+		return err
+	}
+	*dst = s
 	return nil
 }
 
@@ -383,7 +445,7 @@ func Keys() []string {
 	v := viper.New()
 	setDefaults(v, Default())
 	keys := v.AllKeys()
-	keys = append(keys, "vcenters", "swarms", "guest.logins", "alerts.webhooks")
+	keys = append(keys, "vcenters", "swarms", "guest.logins", "alerts.webhooks", "alerts.alertmanager", "alerts.slack")
 	sort.Strings(keys)
 	return keys
 }

@@ -102,15 +102,8 @@ func (c *Config) Validate() error {
 	if err := validatePatterns("policy.exclude", c.Policy.Exclude); err != nil {
 		return err
 	}
-	for i, wh := range c.Alerts.Webhooks {
-		key := fmt.Sprintf("alerts.webhooks[%d].url", i)
-		u, err := url.Parse(wh.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return &Error{Key: key, Msg: fmt.Sprintf("%q is not an http(s) URL (fix: e.g. https://alerts.example.com/hook)", redactURL(wh.URL))}
-		}
-		if wh.Retries < 0 {
-			return &Error{Key: fmt.Sprintf("alerts.webhooks[%d].retries", i), Msg: "must not be negative"}
-		}
+	if err := c.validateAlerts(); err != nil {
+		return err
 	}
 	if c.Store.Path == "" {
 		return &Error{Key: "store.path", Msg: "empty (fix: a file path such as /var/lib/vmreconcile/state.db)"}

@@ -113,6 +113,8 @@ type Daemon struct {
 	// vmCount is each vCenter's VM count in the last recorded run (see checkVanished).
 	vmCount map[string]int
 	addr    string
+	// restarts: when each swarm's event stream came back (resolve.go).
+	restarts sourceRestarts
 }
 
 // New validates the options and prepares a Daemon; nothing is contacted yet.
@@ -170,7 +172,8 @@ func New(opts Options) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	d.alerts = newAlerter(cfg.Alerts.Webhooks, opts.HTTPClient, opts.AlertBackoff, d.st, d.m, d.log, d.now)
+	d.alerts = newAlerter(cfg.Alerts, opts.HTTPClient, opts.AlertBackoff, d.st, d.m, d.log, d.now)
+	d.m.initSources(d.Sources())
 	return d, nil
 }
 
@@ -187,9 +190,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.m.up.Set(1)
-	defer d.m.up.Set(0)
-	d.log.Info("daemon starting", "vcenters", len(d.src.VCenters()), "swarms", len(d.src.Swarms()), "webhooks", len(d.cfg.Alerts.Webhooks),
+	d.log.Info("daemon starting", "vcenters", len(d.src.VCenters()), "swarms", len(d.src.Swarms()), "alert_sinks", len(d.alerts.sinks),
 		"audit", d.cfg.Schedules.Audit, "lineage", d.cfg.Schedules.Lineage, "prune", d.cfg.Schedules.Prune,
 		"store", d.st.Path(), "listen", d.listenAddr(srv), "remediate", d.cfg.Policy.Remediate)
 
@@ -199,11 +200,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 
 	d.refreshOpen(jobCtx)
-	// Alerts left pending by a previous process (crash between recording and
-	// delivery) go out now; delivered ones are never repeated.
-	if err := d.alerts.flush(jobCtx); err != nil {
-		d.log.Warn("pending alerts not delivered yet", "err", oneLine(err.Error()))
-	}
+	// Alert delivery runs in the background, never in an audit. Alerts left
+	// pending by a previous process (crash between recording and delivery)
+	// go out at once; those recorded as delivered are not repeated.
+	d.alerts.start(jobCtx)
 
 	c := cron.New(cron.WithParser(config.CronParser), cron.WithLogger(cronLogger{d.log}),
 		cron.WithChain(cron.Recover(cronLogger{d.log})))
@@ -268,6 +268,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	cancelJobs()
+	d.alerts.stop()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
@@ -283,10 +284,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) RunOnce(ctx context.Context) error {
 	defer d.closeSources()
 	d.refreshOpen(ctx)
-	if err := d.alerts.flush(ctx); err != nil {
-		d.log.Warn("pending alerts not delivered yet", "err", oneLine(err.Error()))
+	err := d.runLocked(ctx, JobAudit, d.auditSem, func(ctx context.Context) error { return d.audit(ctx, "once", time.Time{}) }, true)
+	// No background workers here: deliver now, each sink within its deadlines.
+	if ferr := d.alerts.flush(ctx); ferr != nil {
+		d.log.Warn("some alerts not delivered; they stay pending for the next run", "err", oneLine(ferr.Error()))
 	}
-	return d.runLocked(ctx, JobAudit, d.auditSem, func(ctx context.Context) error { return d.audit(ctx, "once", time.Time{}) }, true)
+	return err
 }
 
 // AuditNow runs one audit now, waiting for a running one to finish first,
@@ -346,6 +349,7 @@ func (d *Daemon) runJob(ctx context.Context, name string, fn func(context.Contex
 		}
 		dur := time.Since(start)
 		d.m.jobLastDuration.WithLabelValues(name).Set(dur.Seconds())
+		d.m.jobFinished(name, err == nil, d.now())
 		if err != nil {
 			d.m.runs.WithLabelValues(name, "error").Inc()
 			d.log.Error("job failed", "job", name, "duration", dur.Round(time.Millisecond), "err", oneLine(err.Error()))
@@ -452,7 +456,7 @@ func detectionLookback(configured time.Duration, started, since time.Time) time.
 
 func (d *Daemon) record(ctx context.Context, trigger string, started time.Time, out audit.Outcome) error {
 	snap, res := out.Snapshot, out.Result
-	diff, err := d.st.RecordRun(ctx, snap, res, started, d.now())
+	diff, err := d.st.RecordRunWith(ctx, snap, res, started, d.now(), d.recordOptions(started))
 	if err != nil {
 		return err
 	}
@@ -468,12 +472,10 @@ func (d *Daemon) record(ctx context.Context, trigger string, started time.Time, 
 		d.log.Warn("finding opened", "kind", f.Kind, "severity", f.Severity, "node_id", f.NodeID, "vms", f.VMs, "original", f.Original)
 	}
 	for _, f := range diff.Resolved {
-		d.log.Info("finding resolved", "kind", f.Kind, "node_id", f.NodeID, "vms", f.VMs)
+		d.log.Info("finding resolved", "kind", f.Kind, "node_id", f.NodeID, "vms", f.VMs, "by", f.ResolvedBy)
 	}
-	if err := d.alerts.flush(ctx); err != nil {
-		// Not the run's failure: the alerts stay pending and go out later.
-		d.log.Warn("some alerts not delivered; retrying after the next run", "err", oneLine(err.Error()))
-	}
+	d.logAbsent(diff)
+	d.alerts.notify() // delivery never holds the audit
 	d.remediate(ctx, out)
 	return nil
 }

@@ -102,13 +102,13 @@ func TestDaemonDockersim(t *testing.T) {
 	if v := r.metric(t, openMetric); v != 1 {
 		t.Errorf("%s = %v, want 1", openMetric, v)
 	}
-	if v := r.metric(t, `vmreconcile_detection_triggered_runs_total{source="swarm"}`); v < 1 {
+	if v := r.metric(t, `vmreconcile_detection_triggered_runs_total{source_type="swarm"}`); v < 1 {
 		t.Errorf("detection-triggered runs (swarm) = %v, want >= 1", v)
 	}
-	if v := r.metric(t, `vmreconcile_alerts_sent_total{event="opened"}`); v < 1 {
+	if v := r.metric(t, `vmreconcile_alerts_sent_total{event="opened",sink="webhook"}`); v < 1 {
 		t.Errorf("alerts sent = %v", v)
 	}
-	if v := r.metric(t, `vmreconcile_alerts_failed_total{event="opened"}`); v != 0 {
+	if v := r.metric(t, `vmreconcile_alerts_failed_total{event="opened",sink="webhook"}`); v != 0 {
 		t.Errorf("alerts failed = %v, want 0 (one 500, then a successful retry)", v)
 	}
 	code, body := r.get(t, "/readyz")
@@ -175,8 +175,8 @@ func TestDaemonSkipsOverlappingRuns(t *testing.T) {
 	cfg.Schedules.Audit = "@every 1s"
 	r := startDaemon(t, cfg, cfg.Store.Path, nil)
 	deadline := time.Now().Add(30 * time.Second)
-	metric := `vmreconcile_runs_skipped_total{job="audit"}`
-	ok := `vmreconcile_runs_total{job="audit",result="ok"}`
+	metric := `vmreconcile_runs_skipped_total{task="audit"}`
+	ok := `vmreconcile_runs_total{result="ok",task="audit"}`
 	// Skips come while the first slow audit still runs: wait for both.
 	for (r.metric(t, metric) < 2 || r.metric(t, ok) < 1) && time.Now().Before(deadline) {
 		time.Sleep(250 * time.Millisecond)
@@ -202,7 +202,7 @@ func TestDaemonReadyzStale(t *testing.T) {
 	cfg.Swarms = []config.Swarm{{Name: "gone", Hosts: []string{"tcp://127.0.0.1:1", "unix:///nonexistent/docker.sock"}}}
 	r := startDaemon(t, cfg, cfg.Store.Path, nil)
 	deadline := time.Now().Add(15 * time.Second)
-	for r.metric(t, `vmreconcile_runs_total{job="audit",result="error"}`) < 1 && time.Now().Before(deadline) {
+	for r.metric(t, `vmreconcile_runs_total{result="error",task="audit"}`) < 1 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	code, body := r.get(t, "/readyz")
@@ -222,7 +222,7 @@ func TestDaemonReadyzStale(t *testing.T) {
 	if !found {
 		t.Errorf("/readyz does not name swarm gone with its error: %s", body)
 	}
-	if v := r.metric(t, `vmreconcile_api_errors_total{source="swarm gone"}`); v < 1 {
+	if v := r.metric(t, `vmreconcile_api_errors_total{source="gone",source_type="swarm"}`); v < 1 {
 		t.Errorf("api errors for swarm gone = %v", v)
 	}
 	if code, body := r.get(t, "/livez"); code != 200 || body != "ok\n" {

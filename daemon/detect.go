@@ -157,6 +157,7 @@ func (d *Daemon) watchSwarm(ctx context.Context, s *audit.SwarmSource) {
 		}
 		if connected {
 			d.m.streamReconnects.WithLabelValues(s.Label()).Inc()
+			d.restarts.note(s.Label(), d.now())
 		}
 		connected = true
 		nodes, err := cli.NodeList(ctx, dswarm.NodeListOptions{})

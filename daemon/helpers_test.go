@@ -284,6 +284,10 @@ func baseConfig(t *testing.T) config.Config {
 	cfg.Listen = ""
 	cfg.Store.Path = filepath.Join(t.TempDir(), "state.db")
 	cfg.Ready.MaxAge = time.Minute
+	// A resolution still needs 3 consecutive runs without the finding, but
+	// only a second between the first and the last: tests run audits back
+	// to back.
+	cfg.Findings.ResolveAfter = time.Second
 	return cfg
 }
 

@@ -51,11 +51,11 @@ func realSwarmDetect(t *testing.T, resolve bool) time.Duration {
 	// As in real life, the VM is cloned and powered on well before the
 	// guest's dockerd starts: let the audit that the vSphere change triggers
 	// finish first, so that the latency measured is the swarm path's.
-	okBefore := r.metric(t, `vmreconcile_runs_total{job="audit",result="ok"}`)
+	okBefore := r.metric(t, `vmreconcile_runs_total{result="ok",task="audit"}`)
 	cloneSimVM(t, vc, wkRef)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if r.metric(t, `vmreconcile_detection_triggered_runs_total{source="vsphere"}`) >= 1 &&
-			r.metric(t, `vmreconcile_runs_total{job="audit",result="ok"}`) > okBefore {
+		if r.metric(t, `vmreconcile_detection_triggered_runs_total{source_type="vcenter"}`) >= 1 &&
+			r.metric(t, `vmreconcile_runs_total{result="ok",task="audit"}`) > okBefore {
 			break
 		}
 	}
@@ -88,7 +88,7 @@ func realSwarmDetect(t *testing.T, resolve bool) time.Duration {
 	if v := r.metric(t, openMetric); v != 1 {
 		t.Errorf("%s = %v, want 1", openMetric, v)
 	}
-	if v := r.metric(t, `vmreconcile_detection_triggered_runs_total{source="swarm"}`); v < 1 {
+	if v := r.metric(t, `vmreconcile_detection_triggered_runs_total{source_type="swarm"}`); v < 1 {
 		t.Errorf("no swarm-triggered run counted: %v", v)
 	}
 	code, body := r.get(t, "/readyz")

@@ -79,7 +79,9 @@ func alertWorld(t *testing.T) *store.Store {
 func recordFindings(t *testing.T, st *store.Store, when time.Time, fs ...reconcile.Finding) {
 	t.Helper()
 	snap := reconcile.Snapshot{CollectedAt: when, VCenters: []string{"vc1"}}
-	if _, err := st.RecordRun(t.Context(), snap, reconcile.Result{Findings: fs}, when, when); err != nil {
+	// These tests are about alert order: a finding resolves at its first
+	// absence (store.ResolvePolicy{Runs: 1}); resolution is tested in store.
+	if _, err := st.RecordRunWith(t.Context(), snap, reconcile.Result{Findings: fs}, when, when, store.RecordOptions{Resolve: store.ResolvePolicy{Runs: 1}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -134,7 +136,7 @@ func (h *scriptedHook) deliveries() []string {
 
 func testAlerter(st *store.Store, url string, retries int, timeout time.Duration) *alerter {
 	log := NewLogger(config.Log{Level: "error"}, nil)
-	return newAlerter([]config.Webhook{{URL: url, Retries: retries, Timeout: timeout}}, &http.Client{}, 10*time.Millisecond,
+	return newAlerter(config.Alerts{Webhooks: []config.Webhook{{URL: url, Retries: retries, Timeout: timeout}}}, &http.Client{}, 10*time.Millisecond,
 		st, newMetrics(), log, time.Now)
 }
 
@@ -169,9 +171,9 @@ func TestAlertEpisodesMarkedSeparately(t *testing.T) {
 		t.Fatalf("second flush: %v", err)
 	}
 	want := []string{
-		"opened " + itoa(eps[0].ID) + "-opened",
-		"resolved " + itoa(eps[0].ID) + "-resolved",
-		"opened " + itoa(eps[1].ID) + "-opened",
+		"opened " + deliveryID(eps[0], EventOpened),
+		"resolved " + deliveryID(eps[0], EventResolved),
+		"opened " + deliveryID(eps[1], EventOpened),
 	}
 	got := hook.deliveries()
 	if strings.Join(got, ",") != strings.Join(want, ",") {

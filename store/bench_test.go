@@ -55,7 +55,7 @@ func BenchmarkRecordRun(b *testing.B) {
 		b.StopTimer()
 		snap, res := mk()
 		b.StartTimer()
-		d, err := s.RecordRun(ctx, snap, res, snap.CollectedAt.Add(-time.Minute), snap.CollectedAt)
+		d, err := s.RecordRunWith(ctx, snap, res, snap.CollectedAt.Add(-time.Minute), snap.CollectedAt, immediate)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -57,7 +57,7 @@ func crashChild(path string) {
 			os.Exit(2)
 		}
 		snap, res := crashWorld(i)
-		d, err := s.RecordRun(context.Background(), snap, res, snap.CollectedAt.Add(-time.Minute), snap.CollectedAt)
+		d, err := s.RecordRunWith(context.Background(), snap, res, snap.CollectedAt.Add(-time.Minute), snap.CollectedAt, immediate)
 		if err != nil {
 			fmt.Println("record:", err)
 			os.Exit(2)

@@ -33,7 +33,8 @@
 //	schema_version     version PK, applied_at — one row per applied migration.
 //	runs               id PK, started, finished, collected_at, ok, error, vcenters (json),
 //	                   counts: vms, templates, powered_on, swarms, nodes, matched_nodes,
-//	                   findings, critical, warning, info, opened, resolved.
+//	                   findings, critical, warning, info, opened, resolved, partial (why a
+//	                   successful run could resolve nothing; "" for a complete run).
 //	                   Failed runs (RecordFailure) have ok=0 and no other rows.
 //	node_observations  id PK, run_id → runs ON DELETE CASCADE, cluster_id, node_id, role,
 //	                   state, availability, hostname, nano_cpus, memory_bytes, addr,
@@ -53,9 +54,13 @@
 //	findings           id PK, key (Finding.Key()), kind, severity, node_id, vms, vm_paths,
 //	                   vm_refs, vm_vcenters, evidence (json), original, remedy, confirmed, dormant,
 //	                   first_seen, last_seen, resolved_at, first_run, last_run, resolved_run,
-//	                   seen_runs, alerted_open, alerted_resolved. One row per episode:
+//	                   seen_runs, alerted_open, alerted_resolved, absent_runs, absent_since,
+//	                   resolved_by ('absence'|'remediation'). One row per episode:
 //	                   at most one open row per key (partial unique index); a key that
 //	                   resolves and returns opens a new row, alerted anew.
+//	alert_deliveries   (finding_id → findings ON DELETE CASCADE, event, sink) PK, status
+//	                   ('delivered'|'failed': given up), attempts, detail, time — what
+//	                   each alert sink did with each alert (sink: a stable ID, never a URL).
 //	guest_probes       (vcenter, vm_ref) PK, probed_at, node_id, identity (json
 //	                   GuestIdentity) — the last probe of each VM. Indexed by node_id, vm_ref.
 //	journal            id PK AUTOINCREMENT, intent_id → journal ON DELETE CASCADE
@@ -74,11 +79,15 @@
 // # Findings and alerts
 //
 // RecordRun updates the findings in the run's transaction: a key not open
-// opens, an open key present again is refreshed, an open key absent
-// resolves. PendingAlerts lists the openings not yet alerted and the
-// resolutions of alerted findings not yet alerted; MarkAlertedID records each
-// one sent, per episode. Since both live in the file, a restarted daemon
-// neither repeats nor loses an alert.
+// opens, an open key present again is refreshed, an open key absent counts
+// one more absence and resolves only as ResolvePolicy says (consecutive
+// complete runs spanning enough time, or a remediation outcome; failed and
+// partial runs never count). PendingAlerts lists the openings not yet alerted
+// and the resolutions of alerted findings not yet alerted; RecordDelivery
+// records what each sink did with each and marks an alert sent (as
+// MarkAlertedID) once every sink is done with it. Since both live in the
+// file, a restarted daemon loses no alert and repeats at most the deliveries
+// that were in flight when it died (at-least-once).
 //
 // # Retention
 //

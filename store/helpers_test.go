@@ -87,10 +87,14 @@ func finding(kind string, sev reconcile.Severity, node string, refs ...string) r
 	return f
 }
 
+// immediate resolves a finding at its first absence: the tests of other
+// store behaviour use it; resolve_test.go tests the real policy.
+var immediate = RecordOptions{Resolve: ResolvePolicy{Runs: 1}}
+
 func record(t testing.TB, s *Store, when time.Time, vms []reconcile.VM, nodes []reconcile.Node, fs ...reconcile.Finding) RunDiff {
 	t.Helper()
 	snap, res := world(when, vms, nodes, fs...)
-	d, err := s.RecordRun(context.Background(), snap, res, when.Add(-5*time.Minute), when.Add(time.Second))
+	d, err := s.RecordRunWith(context.Background(), snap, res, when.Add(-5*time.Minute), when.Add(time.Second), immediate)
 	if err != nil {
 		t.Fatalf("RecordRun(%s): %v", when, err)
 	}

@@ -34,6 +34,9 @@ type Run struct {
 	Info        int       `json:"info"`
 	Opened      int       `json:"opened"`
 	Resolved    int       `json:"resolved"`
+	// Partial, on a successful run, says why it could resolve nothing (a
+	// source restarted or answered in part): RecordOptions.Partial.
+	Partial string `json:"partial,omitempty"`
 }
 
 // RunDiff is what a recorded run changed in the findings.
@@ -41,24 +44,91 @@ type RunDiff struct {
 	RunID int64
 	// Opened are findings whose key was not open before this run.
 	Opened []StoredFinding
-	// Resolved are findings that were open and are absent from this run.
+	// Resolved are findings that were open and that this run resolved
+	// (ResolvePolicy, or a remediation outcome).
 	Resolved []StoredFinding
+	// Absent are findings that were open, are absent from this run and stay
+	// open: their absence is not confirmed yet (AbsentRuns, AbsentSince say
+	// how far it is), or the run was partial.
+	Absent []StoredFinding
 	// StillOpen counts findings open before and still present in this run;
-	// the open total after the run is len(Opened)+StillOpen.
+	// the open total after the run is len(Opened)+StillOpen+len(Absent).
 	StillOpen int
 }
 
-// RecordRun records one successful run in a single transaction: the run and
-// its counts, the VMs seen, one node observation per distinct description per
-// node, lineage (upserted, never deleted here), the guest probes of the
-// snapshot, and the findings: a key not open before opens, an open one present
-// again is updated (last_seen, evidence, severity...), an open one absent from
-// res resolves. The run's time is snap.CollectedAt (finished when zero).
+// Default resolution policy (ResolvePolicy's zero value).
+const (
+	DefaultResolveRuns  = 3
+	DefaultResolveAfter = 10 * time.Minute
+)
+
+// ResolvePolicy says when an open finding that runs no longer report
+// resolves. Missing data is not a fix: a swarm manager that restarted lost
+// its event history, and its first samples show one identity where a clone
+// and its original take turns. So an open finding resolves only when
+//
+//   - Runs consecutive complete successful runs did not report it, and the
+//     last of them came at least After after the first; or
+//   - a complete successful run did not report it and the action journal
+//     holds a "done" outcome, since the finding opened, for its key or for
+//     one of its VMs (the remediation's own outcome); or
+//   - a complete successful run did not report it but reported a more
+//     severe finding about the same swarm node whose VMs include all of its
+//     VMs: the same problem, reclassified (a clone-of-swarm-node or
+//     node-flapping whose node is now reported as shared-node-id, which the
+//     reconciler reports instead). That is evidence, not missing data; a
+//     critical finding is never superseded.
+//
+// A run that reports it again resets the count (same episode: no new
+// opening). A failed run (RecordFailure) or a partial one
+// (RecordOptions.Partial) resets it too: the runs must be consecutive.
+//
+// The zero value is the default: DefaultResolveRuns runs spanning
+// DefaultResolveAfter. With Runs > 0, After is used as given (0: no time
+// condition; Runs 1 and After 0 resolve at the first absence, the behaviour
+// before this policy, for tests only).
+type ResolvePolicy struct {
+	Runs  int
+	After time.Duration
+}
+
+func (p ResolvePolicy) orDefault() ResolvePolicy {
+	if p.Runs <= 0 {
+		return ResolvePolicy{Runs: DefaultResolveRuns, After: DefaultResolveAfter}
+	}
+	return p
+}
+
+// RecordOptions tune RecordRunWith.
+type RecordOptions struct {
+	Resolve ResolvePolicy
+	// Partial, when set, says why this run cannot count as evidence that a
+	// finding went away (e.g. "swarm prod: event stream reconnected 12s
+	// before the run: the manager may have restarted and lost its event
+	// history"). Nothing resolves in it and absence counts restart; findings
+	// it reports still open or stay open. It is stored as Run.Partial.
+	Partial string
+}
+
+// RecordRun is RecordRunWith with the default options: the default
+// ResolvePolicy, a complete run.
+func (s *Store) RecordRun(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result, started, finished time.Time) (RunDiff, error) {
+	return s.RecordRunWith(ctx, snap, res, started, finished, RecordOptions{})
+}
+
+// RecordRunWith records one successful run in a single transaction: the run
+// and its counts, the VMs seen, one node observation per distinct description
+// per node, lineage (upserted, never deleted here), the guest probes of the
+// snapshot, and the findings: a key not open before opens, an open one
+// present again is updated (last_seen, evidence, severity...) and its absence
+// count reset, an open one absent from res counts one more absence and
+// resolves only as opts.Resolve says (see ResolvePolicy). The run's time is
+// snap.CollectedAt (finished when zero).
 //
 // The caller must only record complete snapshots: a collection that failed or
-// missed a vCenter or swarm would resolve its findings. Record failed runs
-// with RecordFailure.
-func (s *Store) RecordRun(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result, started, finished time.Time) (RunDiff, error) {
+// missed a vCenter or swarm is recorded with RecordFailure, and one whose
+// source restarted or answered in part with opts.Partial set.
+func (s *Store) RecordRunWith(ctx context.Context, snap reconcile.Snapshot, res reconcile.Result, started, finished time.Time, opts RecordOptions) (RunDiff, error) {
 	var diff RunDiff
 	at := snap.CollectedAt
 	if at.IsZero() {
@@ -72,11 +142,11 @@ func (s *Store) RecordRun(ctx context.Context, snap reconcile.Snapshot, res reco
 		sum := res.Summary
 		vcs, _ := json.Marshal(nonNil(snap.VCenters))
 		r, err := tx.ExecContext(ctx, `INSERT INTO runs(started, finished, collected_at, ok, vcenters,
-			vms, templates, powered_on, swarms, nodes, matched_nodes, findings, critical, warning, info)
-			VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			vms, templates, powered_on, swarms, nodes, matched_nodes, findings, critical, warning, info, partial)
+			VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			t2i(started), t2i(finished), t2i(snap.CollectedAt), string(vcs),
 			sum.VMs, sum.Templates, sum.PoweredOn, sum.Swarms, sum.Nodes, sum.MatchedNodes,
-			len(res.Findings), sum.Critical, sum.Warning, sum.Info)
+			len(res.Findings), sum.Critical, sum.Warning, sum.Info, opts.Partial)
 		if err != nil {
 			return fmt.Errorf("insert run: %w", err)
 		}
@@ -102,7 +172,7 @@ func (s *Store) RecordRun(ctx context.Context, snap reconcile.Snapshot, res reco
 				return err
 			}
 		}
-		if err := recordFindings(ctx, tx, res.Findings, runID, at, &diff); err != nil {
+		if err := recordFindings(ctx, tx, res.Findings, runID, at, opts, &diff); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE runs SET opened = ?, resolved = ? WHERE id = ?`, len(diff.Opened), len(diff.Resolved), runID)
@@ -114,8 +184,10 @@ func (s *Store) RecordRun(ctx context.Context, snap reconcile.Snapshot, res reco
 	return diff, nil
 }
 
-// RecordFailure records a run that failed (collection error...). It changes
-// nothing else: findings stay as they were.
+// RecordFailure records a run that failed (collection error...). Findings
+// stay as they were, except that the absence counts of open findings restart
+// (ResolvePolicy wants consecutive runs: a failed run is not evidence either
+// way, and the runs around it are not consecutive).
 func (s *Store) RecordFailure(ctx context.Context, started, finished time.Time, runErr error) (int64, error) {
 	msg := "unknown error"
 	if runErr != nil {
@@ -127,7 +199,10 @@ func (s *Store) RecordFailure(ctx context.Context, started, finished time.Time, 
 		if err != nil {
 			return err
 		}
-		id, err = r.LastInsertId()
+		if id, err = r.LastInsertId(); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE findings SET absent_runs = 0, absent_since = NULL WHERE resolved_at IS NULL AND absent_runs > 0`)
 		return err
 	})
 	if err != nil {
@@ -256,25 +331,11 @@ func recordObservations(ctx context.Context, tx *sql.Tx, swarms []reconcile.Swar
 	return nil
 }
 
-func recordFindings(ctx context.Context, tx *sql.Tx, fs []reconcile.Finding, runID int64, at time.Time, diff *RunDiff) error {
-	open := map[string]StoredFinding{}
-	rows, err := tx.QueryContext(ctx, `SELECT `+findingCols+` FROM findings WHERE resolved_at IS NULL`)
+func recordFindings(ctx context.Context, tx *sql.Tx, fs []reconcile.Finding, runID int64, at time.Time, opts RecordOptions, diff *RunDiff) error {
+	open, err := openFindingsTx(ctx, tx)
 	if err != nil {
 		return err
 	}
-	for rows.Next() {
-		f, err := scanFinding(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		open[f.Key] = f
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	rows.Close()
-
 	ts := at.UnixNano()
 	present := map[string]bool{}
 	for _, f := range fs {
@@ -286,7 +347,8 @@ func recordFindings(ctx context.Context, tx *sql.Tx, fs []reconcile.Finding, run
 		vms, paths, refs, vcs, ev := jsonList(f.VMs), jsonList(f.VMPaths), jsonList(f.VMRefs), jsonList(f.VMVCenters), jsonList(f.Evidence)
 		if old, ok := open[key]; ok {
 			if _, err := tx.ExecContext(ctx, `UPDATE findings SET severity = ?, vms = ?, vm_paths = ?, vm_refs = ?, vm_vcenters = ?, original = ?,
-				evidence = ?, remedy = ?, confirmed = ?, dormant = ?, last_seen = ?, last_run = ?, seen_runs = seen_runs + 1
+				evidence = ?, remedy = ?, confirmed = ?, dormant = ?, last_seen = ?, last_run = ?, seen_runs = seen_runs + 1,
+				absent_runs = 0, absent_since = NULL
 				WHERE id = ?`, string(f.Severity), vms, paths, refs, vcs, f.Original, ev, f.Remedy, b2i(f.Confirmed), b2i(f.Dormant),
 				ts, runID, old.ID); err != nil {
 				return fmt.Errorf("update finding %s: %w", key, err)
@@ -313,15 +375,108 @@ func recordFindings(ctx context.Context, tx *sql.Tx, fs []reconcile.Finding, run
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		f := open[k]
-		if _, err := tx.ExecContext(ctx, `UPDATE findings SET resolved_at = ?, resolved_run = ? WHERE id = ?`, ts, runID, f.ID); err != nil {
-			return fmt.Errorf("resolve finding %s: %w", k, err)
+		f, err := settleAbsent(ctx, tx, open[k], fs, runID, at, opts)
+		if err != nil {
+			return fmt.Errorf("finding %s: %w", k, err)
 		}
-		f.ResolvedAt = at.UTC()
-		diff.Resolved = append(diff.Resolved, f)
+		if f.Open() {
+			diff.Absent = append(diff.Absent, f)
+		} else {
+			diff.Resolved = append(diff.Resolved, f)
+		}
 	}
 	sortFindings(diff.Resolved)
+	sortFindings(diff.Absent)
 	return nil
+}
+
+// openFindingsTx returns the open findings by key.
+func openFindingsTx(ctx context.Context, tx *sql.Tx) (map[string]StoredFinding, error) {
+	open := map[string]StoredFinding{}
+	rows, err := tx.QueryContext(ctx, `SELECT `+findingCols+` FROM findings WHERE resolved_at IS NULL`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		f, err := scanFinding(rows)
+		if err != nil {
+			return nil, err
+		}
+		open[f.Key] = f
+	}
+	return open, rows.Err()
+}
+
+// settleAbsent handles an open finding that the run at time at did not
+// report: one more absence, resolution when opts.Resolve (or a remediation
+// outcome) allows, nothing but a reset in a partial run. It returns the
+// finding as it now is.
+func settleAbsent(ctx context.Context, tx *sql.Tx, f StoredFinding, present []reconcile.Finding, runID int64, at time.Time, opts RecordOptions) (StoredFinding, error) {
+	if opts.Partial != "" {
+		f.AbsentRuns, f.AbsentSince = 0, time.Time{}
+		_, err := tx.ExecContext(ctx, `UPDATE findings SET absent_runs = 0, absent_since = NULL WHERE id = ?`, f.ID)
+		return f, err
+	}
+	f.AbsentRuns++
+	if f.AbsentRuns == 1 || f.AbsentSince.IsZero() {
+		f.AbsentSince = at.UTC()
+	}
+	p := opts.Resolve.orDefault()
+	done, err := remediated(ctx, tx, f)
+	if err != nil {
+		return f, err
+	}
+	switch {
+	case done:
+		f.ResolvedBy = ResolvedByRemediation
+	case superseded(f.Finding, present):
+		f.ResolvedBy = ResolvedBySuperseded
+	case f.AbsentRuns >= p.Runs && at.Sub(f.AbsentSince) >= p.After:
+		f.ResolvedBy = ResolvedByAbsence
+	default:
+		_, err := tx.ExecContext(ctx, `UPDATE findings SET absent_runs = ?, absent_since = ? WHERE id = ?`,
+			f.AbsentRuns, f.AbsentSince.UnixNano(), f.ID)
+		return f, err
+	}
+	f.ResolvedAt = at.UTC()
+	_, err = tx.ExecContext(ctx, `UPDATE findings SET resolved_at = ?, resolved_run = ?, resolved_by = ?, absent_runs = ?, absent_since = ?
+		WHERE id = ?`, at.UnixNano(), runID, f.ResolvedBy, f.AbsentRuns, f.AbsentSince.UnixNano(), f.ID)
+	return f, err
+}
+
+// superseded reports whether a finding in present is about f's swarm node,
+// more severe, and covers all of f's VMs.
+func superseded(f reconcile.Finding, present []reconcile.Finding) bool {
+	if f.NodeID == "" {
+		return false
+	}
+	for _, g := range present {
+		if g.NodeID != f.NodeID || g.Severity.Rank() <= f.Severity.Rank() {
+			continue
+		}
+		covered := true
+		for _, r := range f.VMRefs {
+			if !containsString(g.VMRefs, r) {
+				covered = false
+				break
+			}
+		}
+		if covered {
+			return true
+		}
+	}
+	return false
+}
+
+// remediated reports whether the journal holds a "done" outcome, at or after
+// f opened, for f's key or for one of its VMs.
+func remediated(ctx context.Context, tx *sql.Tx, f StoredFinding) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM journal WHERE phase = 'outcome' AND status = 'done' AND time >= ?
+		AND (finding_key = ? OR (vm_ref <> '' AND vm_ref IN (SELECT value FROM json_each(?))))`,
+		f.FirstSeen.UnixNano(), f.Key, jsonList(f.VMRefs)).Scan(&n)
+	return n > 0, err
 }
 
 // History builds what earlier runs saw for the reconciler: every distinct
@@ -380,7 +535,7 @@ func (s *Store) History(ctx context.Context, since time.Time) (reconcile.History
 }
 
 const runCols = `id, started, finished, collected_at, ok, error, vcenters, vms, templates, powered_on, swarms, nodes,
-	matched_nodes, findings, critical, warning, info, opened, resolved`
+	matched_nodes, findings, critical, warning, info, opened, resolved, partial`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
@@ -388,7 +543,7 @@ func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var ok int
 	var vcs string
 	err := sc.Scan(&r.ID, &started, &finished, &collected, &ok, &r.Error, &vcs, &r.VMs, &r.Templates, &r.PoweredOn,
-		&r.Swarms, &r.Nodes, &r.Matched, &r.Findings, &r.Critical, &r.Warning, &r.Info, &r.Opened, &r.Resolved)
+		&r.Swarms, &r.Nodes, &r.Matched, &r.Findings, &r.Critical, &r.Warning, &r.Info, &r.Opened, &r.Resolved, &r.Partial)
 	if err != nil {
 		return r, err
 	}

@@ -166,6 +166,26 @@ END;
 `},
 	// 2: VMs are keyed by vCenter and ref (see migrate2.go).
 	{sql: migration2, fn: rekeyFindings},
+	// 3: confirmed resolution (absence streaks, how a finding resolved,
+	// partial runs) and per-sink alert delivery records.
+	{sql: `
+ALTER TABLE findings ADD COLUMN absent_runs  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE findings ADD COLUMN absent_since INTEGER;
+ALTER TABLE findings ADD COLUMN resolved_by  TEXT    NOT NULL DEFAULT '';
+ALTER TABLE runs     ADD COLUMN partial      TEXT    NOT NULL DEFAULT '';
+
+CREATE TABLE alert_deliveries (
+	finding_id INTEGER NOT NULL REFERENCES findings(id) ON DELETE CASCADE,
+	event      TEXT    NOT NULL,
+	sink       TEXT    NOT NULL,
+	status     TEXT    NOT NULL,
+	attempts   INTEGER NOT NULL DEFAULT 0,
+	detail     TEXT    NOT NULL DEFAULT '',
+	time       INTEGER NOT NULL,
+	PRIMARY KEY (finding_id, event, sink)
+) WITHOUT ROWID;
+CREATE INDEX alert_deliveries_sink ON alert_deliveries(sink, status);
+`},
 }
 
 // SchemaVersion is the schema version this binary writes.

@@ -31,6 +31,7 @@ type Engine struct {
 	NodeID   string // swarm node ID; for a clone, the cloned worker's
 	Addr     string // 127.X.Y.Z the engine listens on and advertises to the swarm
 
+	opts     EngineOptions // as started (Restart starts it the same way)
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed when dockerd has exited and been reaped
 	cli      *client.Client
@@ -93,6 +94,7 @@ func (c *Cluster) startEngine(ctx context.Context, opts EngineOptions, from *Eng
 		LogFile:  filepath.Join(dir, "dockerd.log"),
 		Host:     "unix://" + filepath.Join(dir, "sock"),
 		Addr:     addr,
+		opts:     opts,
 		exited:   make(chan struct{}),
 	}
 	if len(e.Host)-len("unix://") >= 108 {
@@ -106,15 +108,25 @@ func (c *Cluster) startEngine(ctx context.Context, opts EngineOptions, from *Eng
 			return nil, err
 		}
 	}
+	if err := c.launch(ctx, e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// launch starts dockerd for e (its directories exist), registers it with the
+// cluster and waits for /_ping. dockerd's output is appended to e.LogFile.
+func (c *Cluster) launch(ctx context.Context, e *Engine) error {
+	opts := e.opts
 	if opts.OneCPU {
 		if _, err := exec.LookPath("taskset"); err != nil {
-			return nil, fmt.Errorf("swarmtest: OneCPU needs taskset (util-linux): %w", err)
+			return fmt.Errorf("swarmtest: OneCPU needs taskset (util-linux): %w", err)
 		}
 	}
 
-	log, err := os.Create(e.LogFile)
+	log, err := os.OpenFile(e.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("swarmtest: %w", err)
+		return fmt.Errorf("swarmtest: %w", err)
 	}
 	defer log.Close()
 	// unshare -u gives dockerd its own UTS namespace; sh sets the hostname in
@@ -140,7 +152,7 @@ func (c *Cluster) startEngine(ctx context.Context, opts EngineOptions, from *Eng
 	c.mu.Unlock()
 	if err := cmd.Start(); err != nil {
 		close(e.exited)
-		return nil, fmt.Errorf("swarmtest: start dockerd for %s: %w", e.Name, err)
+		return fmt.Errorf("swarmtest: start dockerd for %s: %w", e.Name, err)
 	}
 	e.cmd = cmd
 	go func() {
@@ -149,12 +161,9 @@ func (c *Cluster) startEngine(ctx context.Context, opts EngineOptions, from *Eng
 	}()
 	e.cli, err = client.NewClientWithOpts(client.WithHost(e.Host), client.WithAPIVersionNegotiation())
 	if err != nil {
-		return nil, fmt.Errorf("swarmtest: client for %s: %w", e.Host, err)
+		return fmt.Errorf("swarmtest: client for %s: %w", e.Host, err)
 	}
-	if err := e.awaitPing(ctx, c.opts.ReadyTimeout); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return e.awaitPing(ctx, c.opts.ReadyTimeout)
 }
 
 // awaitPing polls /_ping until it answers, dockerd exits, or timeout passes.

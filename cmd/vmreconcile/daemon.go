@@ -115,6 +115,7 @@ func (cmd *daemonCmd) Run(ctx context.Context, args []string) error {
 			log.Error("closing the store", "err", err)
 		}
 	}()
+	daemon.Version = buildVersion // vmreconcile_build_info
 	d, err := daemon.New(daemon.Options{Config: cmd.cfg, Store: st, Logger: log})
 	if err != nil {
 		return err
