@@ -16,7 +16,7 @@ import (
 // kube-apiserver and checks that the Node and events they write are what
 // kubelet writes.
 func TestAgent(t *testing.T) {
-	s := NewServer(t)
+	s := NewServer(t, Options{})
 	cs, err := s.Clientset()
 	if err != nil {
 		t.Fatal(err)

@@ -88,6 +88,8 @@ type Server struct {
 	// Dir is the server's temporary directory (data, certificates, logs);
 	// Close removes it.
 	Dir string
+	// EtcdURL is etcd's client URL (http://127.0.0.1:PORT).
+	EtcdURL string
 
 	etcd, apiserver *process
 }
@@ -131,12 +133,12 @@ func Start(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	etcdURL := "http://127.0.0.1:" + strconv.Itoa(ports[0])
-	if err := s.startEtcd(ctx, opts, etcdURL, ports[1]); err != nil {
+	s.EtcdURL = "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	if err := s.startEtcd(ctx, opts, s.EtcdURL, ports[1]); err != nil {
 		return nil, err
 	}
 	s.URL = "https://127.0.0.1:" + strconv.Itoa(ports[2])
-	if err := s.startAPIServer(ctx, opts, etcdURL, ports[2]); err != nil {
+	if err := s.startAPIServer(ctx, opts, s.EtcdURL, ports[2]); err != nil {
 		return nil, err
 	}
 	if err := s.writeKubeconfig(); err != nil {

@@ -28,10 +28,10 @@ func Require(t testing.TB) {
 // NewServer calls Require, starts a server and registers its Close with
 // t.Cleanup. It fails the test, with the log tail, when the server does not
 // come up.
-func NewServer(t testing.TB) *Server {
+func NewServer(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t)
-	s, err := Start(t.Context(), Options{})
+	s, err := Start(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
