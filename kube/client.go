@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -161,6 +162,13 @@ func newClient(opts Options, cfg *rest.Config, context string) (*Client, error) 
 	cfg = rest.CopyConfig(cfg)
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "vmreconcile"
+	}
+	if cfg.ContentType == "" {
+		// Protobuf, as controllers use it: Node lists and watches of a
+		// large cluster are several times smaller than in JSON. A server
+		// that answers JSON is understood too.
+		cfg.ContentType = runtime.ContentTypeProtobuf
+		cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	}
 	watchCfg := rest.CopyConfig(cfg)
 	watchCfg.Timeout = 0

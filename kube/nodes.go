@@ -151,7 +151,7 @@ func BuildNodes(obs []Observation, events []NodeEvent) []reconcile.KubeNode {
 
 	nodes := make([]reconcile.KubeNode, 0, len(names))
 	for _, name := range names {
-		n := buildNode(name, byNode[name])
+		n := buildNode(name, snapEvents(byNode[name]))
 		n.Events = sortedEvents(byNodeEvents[name])
 		nodes = append(nodes, n)
 	}
@@ -173,6 +173,33 @@ func eventObservations(e NodeEvent) []Observation {
 		out = append(out, Observation{Time: e.Last, Node: e.Node, Source: SourceEvent, BootID: boot})
 	}
 	return out
+}
+
+// snapEvents moves each event sighting that has whole-second precision onto
+// the first sample with its boot ID within that second, and returns the
+// observations in time order again. Kubelet records events with core/v1
+// firstTimestamp and lastTimestamp, which keep whole seconds only: an event
+// written together with the status that carried its boot ID reads up to a
+// second early, before the other writer's last samples, which looked like
+// one more flip (A, B(event), A, B) on a Node that changed once.
+func snapEvents(obs []Observation) []Observation {
+	moved := false
+	for i := range obs {
+		e := &obs[i]
+		if e.Source != SourceEvent || e.Time.Nanosecond() != 0 {
+			continue
+		}
+		for _, o := range obs {
+			if o.Source != SourceEvent && o.BootID == e.BootID && !o.Time.Before(e.Time) && o.Time.Before(e.Time.Add(time.Second)) {
+				e.Time, moved = o.Time, true
+				break
+			}
+		}
+	}
+	if moved {
+		slices.SortStableFunc(obs, compareObservations)
+	}
+	return obs
 }
 
 // buildNode builds one Node from its observations, already in time order.

@@ -255,3 +255,28 @@ func TestEventsV1Event(t *testing.T) {
 		t.Error("kept a Pod event")
 	}
 }
+
+// TestBuildNodesEventSecondPrecision: core/v1 event timestamps keep whole
+// seconds. The clone's Rebooted event, written with its first status at
+// 12:00:00.5, reads 12:00:00, before the original's sample at 12:00:00.1:
+// that must not count as a flip of its own.
+func TestBuildNodesEventSecondPrecision(t *testing.T) {
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	a := sample(0, SourceWatch, "w", "boot-a", 4)
+	a.Time = ms(100)
+	b := sample(0, SourceWatch, "w", "boot-b", 8)
+	b.Time = ms(500)
+	first := sample(0, SourceList, "w", "boot-a", 4)
+	first.Time = ms(-3000)
+	nodes := BuildNodes([]Observation{first, a, b}, []NodeEvent{rebooted("w", "boot-b", 0, 0, 1)})
+	n := nodes[0]
+	if n.Flips() != 1 || len(n.Identities) != 2 || !n.Identities[1].FirstSeen.Equal(ms(500)) || n.Identities[1].Seen != 2 {
+		t.Errorf("timeline %+v, identities %+v", n.Timeline, n.Identities)
+	}
+	// Without a sample of its boot ID within its second, the event keeps
+	// its time.
+	nodes = BuildNodes([]Observation{first, a}, []NodeEvent{rebooted("w", "boot-b", 0, 0, 1)})
+	if n := nodes[0]; n.Flips() != 2 || !n.Identities[1].FirstSeen.Equal(t0) {
+		t.Errorf("unsnapped: timeline %+v, identities %+v", n.Timeline, n.Identities)
+	}
+}
