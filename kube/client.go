@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -170,6 +171,13 @@ func newClient(opts Options, cfg *rest.Config, context string) (*Client, error) 
 		cfg.ContentType = runtime.ContentTypeProtobuf
 		cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	}
+	if cfg.QPS == 0 && cfg.RateLimiter == nil {
+		// client-go's default client-side limit (5/s, burst 10) turned
+		// the list pages of a 5000-Node cluster into seconds of waiting;
+		// these are the limits kubectl gives its discovery client. The
+		// server's priority and fairness still protects it.
+		cfg.QPS, cfg.Burst = 50, 300
+	}
 	watchCfg := rest.CopyConfig(cfg)
 	watchCfg.Timeout = 0
 	cfg.Timeout = opts.Timeout
@@ -297,5 +305,17 @@ func serverHostPort(host string) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
-// oneLine renders err on one line.
-func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
+// oneLine renders err on one line, other control characters (an escape
+// sequence in a server's message) shown as \xNN.
+func oneLine(err error) string {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -178,5 +179,12 @@ func TestServerHostPort(t *testing.T) {
 		if got := serverHostPort(in); got != want {
 			t.Errorf("serverHostPort(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestOneLine(t *testing.T) {
+	got := oneLine(errors.New("nodes \"a\x1b[31mb\" is forbidden:\n\tUser \"x\"\u0085 cannot"))
+	if want := `nodes "a\x1b[31mb" is forbidden: User "x" cannot`; got != want {
+		t.Errorf("oneLine = %q, want %q", got, want)
 	}
 }
