@@ -35,7 +35,7 @@ func (o *observer) listEvents(ctx context.Context, since time.Time) ([]NodeEvent
 		}
 	}
 	if err != nil {
-		return nil, o.fail("node events", ctx, err)
+		return nil, o.fail(ctx, "node events", err)
 	}
 	kept := evs[:0]
 	for _, e := range evs {

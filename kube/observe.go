@@ -129,7 +129,7 @@ func (o *observer) listNodes(ctx context.Context) (string, error) {
 		list, err := o.c.Clientset.CoreV1().Nodes().List(cctx, metav1.ListOptions{Limit: pageSize, Continue: cont})
 		cancel()
 		if err != nil {
-			return "", o.fail("node list", ctx, err)
+			return "", o.fail(ctx, "node list", err)
 		}
 		if rv == "" {
 			rv = list.ResourceVersion
@@ -171,7 +171,7 @@ func (o *observer) watchWindow(ctx context.Context, rv string, window, interval 
 			}
 			continue
 		default:
-			return o.fail("node watch", ctx, err)
+			return o.fail(ctx, "node watch", err)
 		}
 		var done bool
 		rv, done, err = o.follow(ctx, w, rv, windowEnd.C, ticker.C)
@@ -188,7 +188,7 @@ func (o *observer) watchWindow(ctx context.Context, rv string, window, interval 
 				_, err := o.listNodes(ctx)
 				return err
 			case <-ctx.Done():
-				return o.fail("node watch", ctx, ctx.Err())
+				return o.fail(ctx, "node watch", ctx.Err())
 			}
 		}
 	}
@@ -201,7 +201,7 @@ func (o *observer) follow(ctx context.Context, w watch.Interface, rv string, win
 	for {
 		select {
 		case <-ctx.Done():
-			return rv, false, o.fail("node watch", ctx, ctx.Err())
+			return rv, false, o.fail(ctx, "node watch", ctx.Err())
 		case <-windowEnd:
 			_, err := o.listNodes(ctx)
 			return rv, true, err
@@ -222,7 +222,7 @@ func (o *observer) follow(ctx context.Context, w watch.Interface, rv string, win
 			case watch.Error:
 				err := apierrors.FromObject(ev.Object)
 				if !expired(err) {
-					return rv, false, o.fail("node watch", ctx, err)
+					return rv, false, o.fail(ctx, "node watch", err)
 				}
 				newRV, err := o.listNodes(ctx)
 				return newRV, false, err
@@ -242,7 +242,7 @@ func expired(err error) bool {
 
 // fail describes err from doing what as one line naming the cluster. It
 // unwraps to err, so errors.Is(err, context.Canceled) still works.
-func (o *observer) fail(what string, ctx context.Context, err error) error {
+func (o *observer) fail(ctx context.Context, what string, err error) error {
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		err = fmt.Errorf("%w (%s)", ctx.Err(), oneLine(err))
 	}
