@@ -23,19 +23,21 @@ import (
 
 // Config is the whole configuration. The zero value is not valid; use Default.
 type Config struct {
-	VCenters  []VCenter `mapstructure:"vcenters"`
-	Swarms    []Swarm   `mapstructure:"swarms"`
-	Observe   Observe   `mapstructure:"observe"`
-	Guest     Guest     `mapstructure:"guest"`
-	Schedules Schedules `mapstructure:"schedules"`
-	Policy    Policy    `mapstructure:"policy"`
-	Alerts    Alerts    `mapstructure:"alerts"`
-	Findings  Findings  `mapstructure:"findings"`
-	Store     Store     `mapstructure:"store"`
-	Listen    string    `mapstructure:"listen"`
-	Ready     Ready     `mapstructure:"ready"`
-	Log       Log       `mapstructure:"log"`
-	FailOn    string    `mapstructure:"fail_on"`
+	VCenters []VCenter `mapstructure:"vcenters"`
+	Swarms   []Swarm   `mapstructure:"swarms"`
+	// Kubernetes lists clusters, reached as kubectl reaches them.
+	Kubernetes []Kubernetes `mapstructure:"kubernetes"`
+	Observe    Observe      `mapstructure:"observe"`
+	Guest      Guest        `mapstructure:"guest"`
+	Schedules  Schedules    `mapstructure:"schedules"`
+	Policy     Policy       `mapstructure:"policy"`
+	Alerts     Alerts       `mapstructure:"alerts"`
+	Findings   Findings     `mapstructure:"findings"`
+	Store      Store        `mapstructure:"store"`
+	Listen     string       `mapstructure:"listen"`
+	Ready      Ready        `mapstructure:"ready"`
+	Log        Log          `mapstructure:"log"`
+	FailOn     string       `mapstructure:"fail_on"`
 	// Timeout bounds every network call to a source: a vCenter login or
 	// request, a manager's API call, a guest operation's request.
 	Timeout time.Duration `mapstructure:"timeout"`
@@ -62,6 +64,15 @@ type Swarm struct {
 	Hosts     []string `mapstructure:"hosts"` // DOCKER_HOST forms: unix:///var/run/docker.sock, tcp://mgr:2376
 	TLSVerify bool     `mapstructure:"tls_verify"`
 	CertPath  string   `mapstructure:"cert_path"` // a directory with ca.pem, cert.pem, key.pem (an MKE client bundle)
+}
+
+// Kubernetes is one cluster: a kubeconfig file and context, or the pod's
+// service account (in_cluster).
+type Kubernetes struct {
+	Name       string `mapstructure:"name"`       // label in reports; default: the context
+	Kubeconfig string `mapstructure:"kubeconfig"` // a kubeconfig file; empty: KUBECONFIG, else ~/.kube/config
+	Context    string `mapstructure:"context"`    // empty: the kubeconfig's current-context
+	InCluster  bool   `mapstructure:"in_cluster"` // the pod's service account; excludes kubeconfig and context
 }
 
 // Observe tunes swarm observation.
@@ -298,7 +309,7 @@ func setDefaults(v *viper.Viper, cfg Config) {
 			switch x := val.(type) {
 			case map[string]any:
 				walk(key+".", x)
-			case []VCenter, []Swarm, []GuestLogin, []Webhook, []Alertmanager, []Slack:
+			case []VCenter, []Swarm, []Kubernetes, []GuestLogin, []Webhook, []Alertmanager, []Slack:
 				// lists of sections come from the file only
 			case time.Duration:
 				v.SetDefault(key, x.String())
@@ -445,7 +456,7 @@ func Keys() []string {
 	v := viper.New()
 	setDefaults(v, Default())
 	keys := v.AllKeys()
-	keys = append(keys, "vcenters", "swarms", "guest.logins", "alerts.webhooks", "alerts.alertmanager", "alerts.slack")
+	keys = append(keys, "vcenters", "swarms", "kubernetes", "guest.logins", "alerts.webhooks", "alerts.alertmanager", "alerts.slack")
 	sort.Strings(keys)
 	return keys
 }

@@ -19,9 +19,23 @@ func write(t *testing.T, dir, name, body string) string {
 	return p
 }
 
+// kubeconfigBody is a kubeconfig with contexts a and b, current-context a.
+const kubeconfigBody = `apiVersion: v1
+kind: Config
+current-context: a
+clusters:
+- {name: c, cluster: {server: "https://10.0.0.1:6443"}}
+users:
+- {name: u, user: {token: hunter2}}
+contexts:
+- {name: a, context: {cluster: c, user: u}}
+- {name: b, context: {cluster: c, user: u}}
+`
+
 func TestLoadGood(t *testing.T) {
 	dir := t.TempDir()
 	pw := write(t, dir, "vc.pw", "s3cret-value\n")
+	kc := write(t, dir, "kubeconfig", kubeconfigBody)
 	p := write(t, dir, "c.yaml", fmt.Sprintf(`
 vcenters:
   - name: vc1
@@ -33,13 +47,20 @@ vcenters:
 swarms:
   - name: prod
     hosts: ["tcp://mgr-1:2376", "tcp://mgr-2:2376"]
+kubernetes:
+  - name: k8s-prod
+    kubeconfig: %s
+    context: b
+  - name: here
+    in_cluster: true
+  - {}
 schedules:
   audit: "CRON_TZ=Europe/Berlin */5 * * * *"
 observe:
   lookback: 15m
 policy:
   remediate: dry-run
-`, pw))
+`, pw, kc))
 	t.Setenv("VMRECONCILE_STORE_PATH", "/tmp/x.db")
 	t.Setenv("VMRECONCILE_SCHEDULES_PRUNE", "@every 2h")
 	cfg, err := Load(p)
@@ -58,6 +79,10 @@ policy:
 	if cfg.Store.Path != "/tmp/x.db" || cfg.Schedules.Prune != "@every 2h" || cfg.Schedules.Lineage != "@every 1h" {
 		t.Errorf("env overrides/defaults: store=%q prune=%q lineage=%q", cfg.Store.Path, cfg.Schedules.Prune, cfg.Schedules.Lineage)
 	}
+	wantK8s := []Kubernetes{{Name: "k8s-prod", Kubeconfig: kc, Context: "b"}, {Name: "here", InCluster: true}, {}}
+	if fmt.Sprint(cfg.Kubernetes) != fmt.Sprint(wantK8s) {
+		t.Errorf("kubernetes = %+v, want %+v", cfg.Kubernetes, wantK8s)
+	}
 	if len(cfg.Swarms[0].Hosts) != 2 || cfg.Policy.Remediate != "dry-run" || cfg.Policy.Action != "disable-docker" {
 		t.Errorf("swarms/policy = %+v %+v", cfg.Swarms, cfg.Policy)
 	}
@@ -67,6 +92,9 @@ policy:
 // names the key (or file) and carries a fix.
 func TestLoadBad(t *testing.T) {
 	dir := t.TempDir()
+	kc := write(t, dir, "kubeconfig", kubeconfigBody)
+	noCurrent := write(t, dir, "kubeconfig-nocurrent", strings.Replace(kubeconfigBody, "current-context: a\n", "", 1))
+	notKC := write(t, dir, "not-a-kubeconfig", "users: [token: hunter2\n")
 	badBundle := filepath.Join(dir, "bundle")
 	os.Mkdir(badBundle, 0o700)
 	write(t, badBundle, "ca.pem", "x")
@@ -95,6 +123,13 @@ func TestLoadBad(t *testing.T) {
 		{"bad pattern", "policy:\n  exclude: ['[abc']\n", []string{"policy.exclude", "[abc"}},
 		{"bad fail_on", "fail_on: sometimes\n", []string{"fail_on", "sometimes"}},
 		{"yaml syntax", "vcenters: [\n", []string{"cannot parse"}},
+		{"kubeconfig missing", "kubernetes:\n  - kubeconfig: /nonexistent/kc\n", []string{"kubernetes[0].kubeconfig", "/nonexistent/kc", "fix:"}},
+		{"kubeconfig malformed", "kubernetes:\n  - kubeconfig: " + notKC + "\n", []string{"kubernetes[0].kubeconfig", "not a kubeconfig", "kubectl config view"}},
+		{"kubernetes unknown context", "kubernetes:\n  - kubeconfig: " + kc + "\n  - kubeconfig: " + kc + "\n    context: prod\n", []string{"kubernetes[1].context", `no context "prod"`, "get-contexts"}},
+		{"kubernetes no current context", "kubernetes:\n  - kubeconfig: " + noCurrent + "\n", []string{"kubernetes[0].context", "no current-context"}},
+		{"kubernetes in_cluster and kubeconfig", "kubernetes:\n  - in_cluster: true\n    context: a\n", []string{"kubernetes[0].in_cluster", "excludes"}},
+		{"kubernetes duplicate name", "kubernetes:\n  - name: x\n  - name: x\n", []string{"kubernetes[1].name", `"x"`, "kubernetes[0]"}},
+		{"kubernetes typo key", "kubernetes:\n  - kubeconfg: /x\n", []string{"kubeconfg", "unknown key"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,7 +172,7 @@ func TestMissingFile(t *testing.T) {
 
 func TestKeysListsEnvOverridable(t *testing.T) {
 	keys := strings.Join(Keys(), " ")
-	for _, k := range []string{"store.path", "schedules.audit", "policy.max_actions", "observe.lookback", "vcenters"} {
+	for _, k := range []string{"store.path", "schedules.audit", "policy.max_actions", "observe.lookback", "vcenters", "kubernetes"} {
 		if !strings.Contains(keys, k) {
 			t.Errorf("Keys() lacks %s: %s", k, keys)
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"github.com/vmware/govmomi/vim25/soap"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vmreconcile/vmreconcile/swarm"
 )
@@ -60,6 +62,9 @@ func (c *Config) Validate() error {
 				return &Error{Key: key + ".cert_path", Msg: err.Error()}
 			}
 		}
+	}
+	if err := validateKubernetes(c.Kubernetes); err != nil {
+		return err
 	}
 	if c.Observe.Lookback < 0 || c.Observe.Window < 0 || c.Observe.Interval < 0 {
 		return &Error{Key: "observe", Msg: "durations must not be negative (fix: e.g. lookback: 10m, window: 30s)"}
@@ -131,6 +136,46 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 || c.Timeout > 24*time.Hour {
 		return &Error{Key: "timeout", Msg: fmt.Sprintf("%s is outside (0, 24h] (fix: e.g. 1m)", c.Timeout)}
+	}
+	return nil
+}
+
+// validateKubernetes checks the kubernetes list: names unique, in_cluster
+// alone, and a kubeconfig given that exists, parses and has the context.
+func validateKubernetes(clusters []Kubernetes) error {
+	names := map[string]int{}
+	for i, k := range clusters {
+		key := fmt.Sprintf("kubernetes[%d]", i)
+		if k.Name != "" {
+			if j, dup := names[k.Name]; dup {
+				return &Error{Key: key + ".name", Msg: fmt.Sprintf("%q is already the name of kubernetes[%d] (fix: give each cluster its own name)", k.Name, j)}
+			}
+			names[k.Name] = i
+		}
+		if k.InCluster && (k.Kubeconfig != "" || k.Context != "") {
+			return &Error{Key: key + ".in_cluster", Msg: "in_cluster excludes kubeconfig and context (fix: remove one or the other)"}
+		}
+		if k.Kubeconfig == "" {
+			continue
+		}
+		kc, err := clientcmd.LoadFromFile(k.Kubeconfig)
+		switch {
+		case errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission):
+			return &Error{Key: key + ".kubeconfig", Msg: fmt.Sprintf("cannot read %q (fix: give an existing kubeconfig file, readable by this user)", k.Kubeconfig)}
+		case err != nil:
+			// never echo the parse error: a kubeconfig holds tokens and keys
+			return &Error{Key: key + ".kubeconfig", Msg: fmt.Sprintf("%q is not a kubeconfig (fix: check it with kubectl config view --kubeconfig %s)", k.Kubeconfig, k.Kubeconfig)}
+		}
+		ctx := k.Context
+		if ctx == "" {
+			ctx = kc.CurrentContext
+		}
+		if ctx == "" {
+			return &Error{Key: key + ".context", Msg: fmt.Sprintf("empty, and %q sets no current-context (fix: name one of its contexts)", k.Kubeconfig)}
+		}
+		if _, ok := kc.Contexts[ctx]; !ok {
+			return &Error{Key: key + ".context", Msg: fmt.Sprintf("%q has no context %q (fix: kubectl config get-contexts --kubeconfig %s lists them)", k.Kubeconfig, ctx, k.Kubeconfig)}
+		}
 	}
 	return nil
 }
