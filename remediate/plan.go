@@ -1,6 +1,7 @@
 // Package remediate turns findings into a plan of actions on the VMs that
-// impersonate a swarm node, and executes such a plan through vSphere (guest
-// operations or power operations), journaling every action.
+// impersonate a swarm node or a Kubernetes Node, and executes such a plan
+// through vSphere (guest operations or power operations), journaling every
+// action.
 //
 // It is split the way terraform is: Plan is a pure function (snapshot +
 // result + options in, Plan out: what would be done, what is refused and
@@ -8,17 +9,22 @@
 // store's journal before (intent) and after (outcome) it is taken.
 //
 // Safety rules, all enforced by Plan:
-//   - a finding's original (the VM that owns the node ID) is never touched;
+//   - a finding's original (the VM that owns the node ID or the Node) is
+//     never touched;
 //   - templates are never touched (reported with the manual fix);
 //   - VMs carrying the skip marker (custom attribute vmreconcile.skip set to
 //     a non-empty value) or matching an exclude pattern are never touched;
-//   - a shared-node-id finding whose original is undetermined is refused
-//     (name the impostor explicitly);
+//   - a shared-node-id or shared-k8s-node finding whose original is
+//     undetermined is refused (name the impostor explicitly);
 //   - when more VMs qualify than -max-actions or -max-percent of the
 //     inventory allow, the plan is blocked and nothing is done at all.
 //
 // Nothing here ever removes a node on a manager (`docker node rm`
-// blacklists the shared ID and locks the original out as well).
+// blacklists the shared ID and locks the original out as well), nor deletes
+// a Kubernetes Node object (that drops its labels and taints).
+//
+// The action of each VM follows its findings' kind when the action is the
+// default, disable-docker (see actionsFor).
 package remediate
 
 import (
@@ -46,6 +52,11 @@ const (
 	// ActionPowerOff shuts the guest down, then powers the VM off hard after
 	// a timeout.
 	ActionPowerOff = "power-off"
+	// ActionDisableKubelet runs `systemctl disable --now kubelet` in the
+	// guest and moves the kubelet's credentials (/var/lib/kubelet/pki,
+	// /etc/kubernetes/kubelet.conf) into a timestamped backup directory
+	// under /var/backups; nothing is deleted (see script.go).
+	ActionDisableKubelet = "disable-kubelet"
 )
 
 // SkipMarker is the custom attribute (and the reserved tag name) that, set
@@ -64,6 +75,8 @@ const (
 // Settings are the options of a plan that are saved with it (the re-plan of
 // `remediate -apply FILE` uses them).
 type Settings struct {
+	// Action is disable-docker (the default: the action follows each VM's
+	// findings, see actionsFor), disable-kubelet or power-off.
 	Action         string   `json:"action"`
 	ForgetIdentity bool     `json:"forget_identity,omitempty"`
 	Select         []string `json:"select,omitempty"` // -vm: names, inventory paths or path.Match globs
@@ -172,9 +185,13 @@ type FingerprintVM struct {
 	PowerState string `json:"power_state"`
 }
 
-// swarmKinds are the findings about swarm identity remediation acts on (and
-// whose originals are protected).
-var swarmKinds = []string{reconcile.KindSharedNodeID, reconcile.KindCloneOfSwarmNode, reconcile.KindTemplateCarriesSwarm}
+// identityKinds are the findings remediation acts on (and whose originals
+// are protected): a copied swarm or kubelet identity.
+var identityKinds = slices.Concat(reconcile.SwarmIdentityKinds, reconcile.KubeIdentityKinds)
+
+// Kinds returns the finding kinds remediation acts on: the daemon and the
+// command plan remediation when a finding of one of these kinds is open.
+func Kinds() []string { return slices.Clone(identityKinds) }
 
 // Normalize fills in defaults and validates settings.
 func (s *Settings) Normalize() error {
@@ -182,9 +199,9 @@ func (s *Settings) Normalize() error {
 		s.Action = ActionDisableDocker
 	}
 	switch s.Action {
-	case ActionDisableDocker, ActionPowerOff:
+	case ActionDisableDocker, ActionDisableKubelet, ActionPowerOff:
 	default:
-		return fmt.Errorf("unknown action %q (fix: %s or %s)", s.Action, ActionDisableDocker, ActionPowerOff)
+		return fmt.Errorf("unknown action %q (fix: %s, %s or %s)", s.Action, ActionDisableDocker, ActionDisableKubelet, ActionPowerOff)
 	}
 	if s.ForgetIdentity && s.Action != ActionDisableDocker {
 		return fmt.Errorf("forget-identity goes with %s, not %s", ActionDisableDocker, s.Action)
@@ -211,13 +228,6 @@ func (s *Settings) Normalize() error {
 	return nil
 }
 
-// candidate is a VM some finding or selector names for action.
-type candidate struct {
-	vm      reconcile.VM
-	finding *reconcile.Finding // nil: selected without a finding naming it
-	reason  string
-}
-
 // Candidates returns the refs of the VMs Plan would consider acting on,
 // before the skip marker is checked: look their markers up (SkipMarkers)
 // and pass them in Options.Skip.
@@ -234,312 +244,6 @@ func Candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]st
 		refs = append(refs, c.vm.Ref)
 	}
 	return refs, nil
-}
-
-// Compute computes the plan: what remediation would do. It is pure: no I/O, and the same
-// input gives the same plan (the ID also depends on Options.Now).
-func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan, error) {
-	s := opts.Settings
-	if err := s.Normalize(); err != nil {
-		return Plan{}, err
-	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	p := Plan{Version: PlanVersion, Created: now.UTC(), Settings: s}
-	for _, v := range snap.VMs {
-		if !v.Template {
-			p.InventoryVMs++
-		}
-	}
-	// VMs are keyed by vCenter and ref (vmKey): several vCenters hand out
-	// the same morefs, and a finding's refs alone could name a VM of
-	// another vCenter.
-	byKey := map[string]reconcile.VM{}
-	refs := refIndex(snap)
-	for _, v := range snap.VMs {
-		byKey[vmKey(v)] = v
-	}
-	guests := map[string]reconcile.GuestIdentity{}
-	for _, g := range snap.Guests {
-		guests[g.VMRef] = g
-	}
-
-	// Originals are never touched.
-	protected := map[string]string{}
-	involved := map[string]bool{}
-	var keys []string
-	for i := range res.Findings {
-		f := &res.Findings[i]
-		if !slices.Contains(swarmKinds, f.Kind) {
-			continue
-		}
-		keys = append(keys, f.Key())
-		if f.Original == "" || len(f.VMRefs) == 0 {
-			continue
-		}
-		// The original is listed first; also protect whichever VM carries
-		// the original's name, should the order ever differ. When the ref
-		// cannot be narrowed to one VM, every VM with that ref is protected.
-		for j := range f.VMRefs {
-			if j != 0 && (j >= len(f.VMs) || f.VMs[j] != f.Original) {
-				continue
-			}
-			vs := resolve(refs, f, j)
-			if len(vs) != 1 {
-				vs = refs[f.VMRefs[j]]
-			}
-			for _, v := range vs {
-				if _, ok := protected[vmKey(v)]; !ok {
-					protected[vmKey(v)] = fmt.Sprintf("original of the %s finding for node %s: never touched", f.Kind, f.NodeID)
-				}
-				involved[vmKey(v)] = true
-			}
-		}
-	}
-
-	cands, refused, err := candidates(snap, res, s)
-	if err != nil {
-		return Plan{}, err
-	}
-	p.Refused = refused
-	for _, c := range cands {
-		v := c.vm
-		info := vmInfo(v)
-		refuse := func(why, fix string) {
-			p.Refused = append(p.Refused, Refusal{VM: info, FindingKey: keyOf(c.finding), Why: why, Fix: fix})
-		}
-		switch {
-		case v.Template:
-			refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(res, v))
-			continue
-		case protected[vmKey(v)] != "":
-			refuse(protected[vmKey(v)], "")
-			continue
-		case matchAny(s.Exclude, v):
-			refuse("matches an exclude pattern (policy.exclude)", "")
-			continue
-		case opts.Skip[v.Ref] != "":
-			refuse("skip marker: "+opts.Skip[v.Ref], "")
-			continue
-		}
-		e := Entry{VM: info, Action: s.Action, ForgetIdentity: s.ForgetIdentity, Reason: c.reason}
-		if f := c.finding; f != nil {
-			e.FindingKey, e.FindingKind, e.NodeID, e.Original = f.Key(), f.Kind, f.NodeID, f.Original
-		}
-		switch s.Action {
-		case ActionPowerOff:
-			if v.PowerState == "poweredOff" {
-				p.AlreadyDone = append(p.AlreadyDone, withReason(e, "already powered off"))
-				continue
-			}
-		case ActionDisableDocker:
-			if !v.PoweredOn() {
-				refuse(fmt.Sprintf("%s: guest operations need it powered on", orUnknown(v.PowerState)),
-					"power it on with its network disconnected and rerun, or disable Docker in the guest before it rejoins; it takes over the node again when its Docker starts")
-				continue
-			}
-			// Guest probes carry only a ref: trust one only when no other
-			// vCenter's VM has the same ref.
-			if g, ok := guests[v.Ref]; ok && len(refs[v.Ref]) == 1 && g.Error == "" && g.DockerEnabled == "no" && g.DockerActive == "no" && (!s.ForgetIdentity || g.NodeID == "") {
-				p.AlreadyDone = append(p.AlreadyDone, withReason(e, "guest probe: Docker already disabled and inactive"))
-				continue
-			}
-		}
-		p.Entries = append(p.Entries, e)
-	}
-
-	// Caps, as Cluster API's MachineHealthCheck maxUnhealthy: beyond them,
-	// something is wrong with the detection or the estate; do nothing.
-	if n := len(p.Entries); n > 0 {
-		pct := 100 * float64(n) / float64(max(p.InventoryVMs, 1))
-		switch {
-		case n > s.MaxActions:
-			p.Blocked = fmt.Sprintf("%d VMs qualify but -max-actions allows %d", n, s.MaxActions)
-		case pct > s.MaxPercent:
-			p.Blocked = fmt.Sprintf("%d VMs qualify = %.1f%% of the %d VMs in the inventory, but -max-percent allows %g%%", n, pct, p.InventoryVMs, s.MaxPercent)
-		}
-	}
-
-	// Fingerprint: the VMs involved with their power states, the finding keys
-	// and the actions.
-	for _, e := range p.Entries {
-		involved[infoKey(e.VM)] = true
-	}
-	for _, e := range p.AlreadyDone {
-		involved[infoKey(e.VM)] = true
-	}
-	for _, r := range p.Refused {
-		involved[infoKey(r.VM)] = true
-	}
-	fp := Fingerprint{Findings: sortedUnique(keys), Actions: []string{}}
-	for _, k := range sortedKeys(involved) {
-		v := byKey[k]
-		fp.VMs = append(fp.VMs, FingerprintVM{VCenter: v.VCenter, Ref: v.Ref, Name: v.Name, PowerState: v.PowerState})
-	}
-	for _, e := range p.Entries {
-		fp.Actions = append(fp.Actions, e.VM.Ref+" "+e.JournalAction())
-	}
-	fp.Digest = fp.digest()
-	p.Fingerprint = fp
-	sum := sha256.Sum256([]byte(fp.Digest + "|" + p.Created.Format(time.RFC3339Nano)))
-	p.ID = "plan-" + p.Created.Format("20060102T150405Z") + "-" + hex.EncodeToString(sum[:4])
-	return p, nil
-}
-
-// candidates lists the VMs to consider, in order, and the VMs refused
-// before any per-VM check (findings without an original).
-func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]candidate, []Refusal, error) {
-	refs := refIndex(snap)
-	byKey := map[string]reconcile.VM{}
-	for _, v := range snap.VMs {
-		byKey[vmKey(v)] = v
-	}
-	var out []candidate
-	var refused []Refusal
-	seen := map[string]bool{} // vmKey
-	add := func(c candidate) {
-		if !seen[vmKey(c.vm)] {
-			seen[vmKey(c.vm)] = true
-			out = append(out, c)
-		}
-	}
-	// impostors: ref → the finding naming it and why.
-	type why struct {
-		f      *reconcile.Finding
-		reason string
-	}
-	impostors := map[string]why{} // vmKey → why
-	var order []string            // vmKeys
-	noOriginal := map[string]*reconcile.Finding{}
-	ambiguous := map[string]*reconcile.Finding{} // ref → finding naming a ref several VMs carry
-	// name records the j-th VM of f as an impostor, when the ref resolves to
-	// exactly one VM of the snapshot.
-	name := func(f *reconcile.Finding, j int, reason string) {
-		vs := resolve(refs, f, j)
-		if len(vs) != 1 {
-			if len(vs) > 1 {
-				if _, ok := ambiguous[f.VMRefs[j]]; !ok {
-					ambiguous[f.VMRefs[j]] = f
-				}
-			}
-			return
-		}
-		k := vmKey(vs[0])
-		if _, ok := impostors[k]; !ok {
-			impostors[k] = why{f, reason}
-			order = append(order, k)
-		}
-	}
-	for i := range res.Findings {
-		f := &res.Findings[i]
-		if len(f.VMRefs) == 0 { // nothing to act on (and no index to take)
-			continue
-		}
-		switch f.Kind {
-		case reconcile.KindSharedNodeID:
-			if f.Original == "" {
-				for j, ref := range f.VMRefs {
-					vs := resolve(refs, f, j)
-					if len(vs) == 0 {
-						vs = refs[ref]
-					}
-					for _, v := range vs {
-						if _, ok := noOriginal[vmKey(v)]; !ok {
-							noOriginal[vmKey(v)] = f
-						}
-					}
-				}
-				continue
-			}
-			conf := ""
-			if f.Confirmed {
-				conf = ", confirmed in the guest"
-			}
-			for j := range f.VMRefs {
-				if j == 0 {
-					continue
-				}
-				name(f, j, fmt.Sprintf("answers as node %s of %s (the original, left alone)%s", f.NodeID, f.Original, conf))
-			}
-		case reconcile.KindCloneOfSwarmNode:
-			if len(f.VMRefs) < 2 {
-				continue
-			}
-			name(f, len(f.VMRefs)-1, fmt.Sprintf("clone of swarm node %s (%s, left alone) carrying its swarm state", f.NodeID, f.Original))
-		case reconcile.KindTemplateCarriesSwarm:
-			name(f, len(f.VMRefs)-1, fmt.Sprintf("template carries the swarm identity of node %s", f.NodeID))
-		}
-	}
-
-	if len(s.Select) > 0 {
-		matched := map[string]bool{}
-		vms := slices.Clone(snap.VMs)
-		sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
-		for _, v := range vms {
-			hit := false
-			for _, p := range s.Select {
-				if matchPattern(p, v) {
-					matched[p] = true
-					hit = true
-				}
-			}
-			if !hit {
-				continue
-			}
-			if w, ok := impostors[vmKey(v)]; ok {
-				add(candidate{vm: v, finding: w.f, reason: w.reason + "; selected with -vm"})
-			} else if f := noOriginal[vmKey(v)]; f != nil {
-				add(candidate{vm: v, finding: f, reason: fmt.Sprintf("shares node ID %s (original undetermined); selected with -vm", f.NodeID)})
-			} else {
-				add(candidate{vm: v, reason: "selected with -vm (no finding names it)"})
-			}
-		}
-		var missing []string
-		for _, p := range s.Select {
-			if !matched[p] {
-				missing = append(missing, p)
-			}
-		}
-		if len(missing) > 0 {
-			return nil, nil, &SelectError{Patterns: missing}
-		}
-		return out, nil, nil
-	}
-
-	for _, k := range order {
-		v, ok := byKey[k]
-		if !ok {
-			continue
-		}
-		w := impostors[k]
-		add(candidate{vm: v, finding: w.f, reason: w.reason})
-	}
-	for _, k := range sortedKeys(noOriginalSet(noOriginal)) {
-		f := noOriginal[k]
-		v, ok := byKey[k]
-		if !ok || seen[k] {
-			continue
-		}
-		seen[k] = true
-		refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
-			Why: fmt.Sprintf("shares node ID %s but the evidence cannot tell which VM is the original", f.NodeID),
-			Fix: "decide which VM is the original and name the others with -vm NAME"})
-	}
-	for _, ref := range sortedKeys(noOriginalSet(ambiguous)) {
-		f := ambiguous[ref]
-		for _, v := range refs[ref] {
-			if seen[vmKey(v)] {
-				continue
-			}
-			seen[vmKey(v)] = true
-			refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
-				Why: fmt.Sprintf("the finding names ref %s, which several vCenters' VMs carry with the same path and name: cannot tell which one it means", ref),
-				Fix: "name the impostor with -vm PATH"})
-		}
-	}
-	return out, refused, nil
 }
 
 // vmKey identifies a VM across vCenters (morefs repeat across vCenters).
@@ -602,7 +306,7 @@ func noOriginalSet(m map[string]*reconcile.Finding) map[string]bool {
 
 func templateFix(res reconcile.Result, v reconcile.VM) string {
 	for _, f := range res.Findings {
-		if f.Kind == reconcile.KindTemplateCarriesSwarm && slices.Contains(f.VMRefs, v.Ref) {
+		if (f.Kind == reconcile.KindTemplateCarriesSwarm || f.Kind == reconcile.KindTemplateCarriesKubelet) && slices.Contains(f.VMRefs, v.Ref) {
 			return f.Remedy
 		}
 	}
