@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -209,6 +210,7 @@ func TestKubeFindings(t *testing.T) {
 	kOffClone := mkVM("kwk-01-copy", bios(uuidClone), off(), copyOf(kWorker))
 	kTpl := mkVM("tpl-kwk", bios("42310000-0000-0000-0000-00000000abcd"), template(), copyOf(kWorker))
 	kConverted := mkVM("tpl-converted", bios(uuidWk), template(), host("kwk-01"))
+	kTplHost := mkVM("tpl-host", bios("42310000-0000-0000-0000-00000000beef"), template(), host("kwk-01"))
 	kOwn := mkVM("kwk-02", bios(uuidClone), ip("10.0.1.9"), copyOf(kWorker))
 	idOwn := kid("boot-eeee", uuidClone, "kwk-02", "10.0.1.9", 4, 7900)
 
@@ -308,6 +310,11 @@ func TestKubeFindings(t *testing.T) {
 				{KindTemplateCarriesKubelet, "kwk-01", []string{"kwk-01", "tpl-converted"}, "kwk-01"},
 				{KindTemplateCarriesKubelet, "kwk-01", []string{"kwk-01", "tpl-kwk"}, "kwk-01"},
 			},
+		},
+		{
+			name: "template that kept the node's hostname (no lineage)",
+			snap: ksnap(vms(kWorker, kTplHost), knode("kwk-01", []KubeIdentity{idWk})),
+			want: []want{{KindTemplateCarriesKubelet, "kwk-01", []string{"kwk-01", "tpl-host"}, "kwk-01"}},
 		},
 		{
 			name: "copy of a control-plane node: critical",
@@ -445,6 +452,12 @@ func TestSharedK8sNodeConfirmed(t *testing.T) {
 	if r := Reconcile(s, History{}); findKind(r.Findings, KindCloneOfK8sNode) != nil {
 		t.Errorf("a probed clean copy still reported: %v", got(r.Findings))
 	}
+	// A probe showing a certificate for another Node: re-registered under
+	// its own name.
+	s.Guests[0].KubeletCreds, s.Guests[0].KubeletNode = true, "kwk-01-clone"
+	if r := Reconcile(s, History{}); findKind(r.Findings, KindCloneOfK8sNode) != nil {
+		t.Errorf("a copy re-registered under its own name still reported: %v", got(r.Findings))
+	}
 	// A failed probe is no evidence either way.
 	s.Guests[0].Error = "VMware Tools not running"
 	if r := Reconcile(s, History{}); findKind(r.Findings, KindCloneOfK8sNode) == nil {
@@ -492,10 +505,15 @@ func TestDormantCopies(t *testing.T) {
 	if f := findKind(Reconcile(s, History{}).Findings, KindSharedNodeID); f == nil {
 		t.Errorf("guest-held manager ID: %v", got(Reconcile(s, History{}).Findings))
 	}
-	// The Kubernetes counterpart is tested in TestKubeFindings (powered-off copy).
-	k := Reconcile(ksnap(vms(kWorker, mkVM("kwk-01-copy", bios(uuidClone), off(), copyOf(kWorker))), knode("kwk-01", []KubeIdentity{idWk})), History{})
-	if f := findKind(k.Findings, KindCloneOfK8sNode); f == nil || !f.Dormant || !strings.Contains(strings.Join(f.Evidence, "\n"), "it takes over Node kwk-01 when powered on") {
+	// The Kubernetes counterpart.
+	kcp := mkVM("kwk-01-copy", bios(uuidClone), off(), copyOf(kWorker))
+	k := Reconcile(ksnap(vms(kWorker, kcp), knode("kwk-01", []KubeIdentity{idWk})), History{})
+	if f := findKind(k.Findings, KindCloneOfK8sNode); f == nil || !f.Dormant || f.Severity != Warning || !strings.Contains(strings.Join(f.Evidence, "\n"), "it takes over Node kwk-01 when powered on") {
 		t.Errorf("dormant Kubernetes copy: %+v", f)
+	}
+	k = Reconcile(ksnap(vms(kWorker, kcp), controlPlane(knode("kwk-01", []KubeIdentity{idWk}))), History{})
+	if f := findKind(k.Findings, KindCloneOfK8sNode); f == nil || f.Severity != Critical || !strings.Contains(f.Remedy, "CONTROL-PLANE") || !strings.Contains(f.Remedy, "disconnect its network adapter") {
+		t.Errorf("copy of a control-plane node: %+v", f)
 	}
 }
 
@@ -522,6 +540,25 @@ func TestMKECrossReference(t *testing.T) {
 	// not a NAT address: both still match.
 	if r.Summary.MatchedNodes != 1 || r.Summary.MatchedKubeNodes != 1 {
 		t.Errorf("summary %+v", r.Summary)
+	}
+}
+
+// TestMKEAddressNotNAT: a swarm node and a Kubernetes Node of one VM
+// present the same address; that does not make it a NAT address for either
+// side (the address alone still matches a VM whose guest hostname is
+// unknown).
+func TestMKEAddressNotNAT(t *testing.T) {
+	v := mkVM("mke-1", host(""), ip("10.0.4.5"))
+	s := ksnap(vms(v), knode("ip-10-0-4-5", []KubeIdentity{kid("b", "", "ip-10-0-4-5", "10.0.4.5", 0, 0)}))
+	s.Swarms = snap(nil, node("sw1", ds(d("ip-10-0-4-5", 0, 0, "10.0.4.5")))).Swarms
+	r := Reconcile(s, History{})
+	if r.Summary.MatchedNodes != 1 || r.Summary.MatchedKubeNodes != 1 {
+		t.Errorf("summary %+v; nodes %+v; kube %+v", r.Summary, r.Nodes, r.KubeNodes)
+	}
+	// Two Kubernetes Nodes presenting it are a NAT address: no match.
+	s.Kubernetes[0].Nodes = append(s.Kubernetes[0].Nodes, knode("ip-10-0-4-5-b", []KubeIdentity{kid("c", "", "ip-10-0-4-5-b", "10.0.4.5", 0, 0)}))
+	if r := Reconcile(s, History{}); r.Summary.MatchedKubeNodes != 0 || r.Summary.MatchedNodes != 1 {
+		t.Errorf("NAT: summary %+v", r.Summary)
 	}
 }
 
@@ -553,5 +590,37 @@ func TestKubeDeterminism(t *testing.T) {
 		if g := mustJSON(t, Reconcile(sh, History{})); !bytes.Equal(want, g) {
 			t.Fatal("shuffled input gives different JSON")
 		}
+	}
+}
+
+// BenchmarkReconcileKube: ~5,000 VMs and ~1,000 Kubernetes Nodes matched by
+// systemUUID (every 50th Node written by a copy as well), and 4× that.
+func BenchmarkReconcileKube(b *testing.B) {
+	for _, size := range []struct{ vms, nodes int }{{5000, 1000}, {20000, 4000}} {
+		s := genSnapshot(size.vms, 0, 11)
+		s.Swarms = nil
+		uuid := func(i int) string { return fmt.Sprintf("4231%04x-0000-0000-0000-%012x", i%65536, i) }
+		for i := range s.VMs {
+			s.VMs[i].BIOSUUID = uuid(i)
+		}
+		var nodes []KubeNode
+		for i := range size.nodes {
+			v := s.VMs[i]
+			ids := []KubeIdentity{kid(fmt.Sprintf("boot-%d", i), v.BIOSUUID, v.GuestHostname, "", int64(v.NumCPU), int64(v.MemoryMB)-200)}
+			seq := []int{0}
+			if i%50 == 7 && i+size.nodes < len(s.VMs) {
+				c := &s.VMs[i+size.nodes]
+				c.Lineage, c.PowerState, c.Template = lin(v), "poweredOn", false
+				ids = append(ids, kid(fmt.Sprintf("boot-c%d", i), c.BIOSUUID, v.GuestHostname, "", int64(c.NumCPU), int64(c.MemoryMB)-200))
+				seq = []int{0, 1, 0, 1, 0}
+			}
+			nodes = append(nodes, knode(fmt.Sprintf("node-%05d", i), ids, seq...))
+		}
+		s.Kubernetes = []KubeCluster{kcluster(nodes...)}
+		b.Run(fmt.Sprintf("vms=%d/nodes=%d", size.vms, size.nodes), func(b *testing.B) {
+			for b.Loop() {
+				Reconcile(s, History{})
+			}
+		})
 	}
 }

@@ -224,7 +224,11 @@ func (st *state) addKube(clusters []KubeCluster) {
 	st.vmKube = make([][]string, len(st.ix.vms))
 	st.kubeTplCands = map[int][]kubeTplCand{}
 	st.kubeNames = map[string]map[string]bool{}
+	st.kubeKeys = map[string]*kubeState{}
 	for _, ks := range st.kube {
+		if _, ok := st.kubeKeys[ks.key]; !ok {
+			st.kubeKeys[ks.key] = ks
+		}
 		name := strings.ToLower(ks.node.Name)
 		if st.kubeNames[name] == nil {
 			st.kubeNames[name] = map[string]bool{}

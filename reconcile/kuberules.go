@@ -167,14 +167,7 @@ func (st *state) kubeFlapping(ks *kubeState, changes, returns int) Finding {
 // ---- clone-of-k8s-node ----
 
 // kubeByKey returns the first Node state with key.
-func (st *state) kubeByKey(key string) *kubeState {
-	for _, ks := range st.kube {
-		if ks.key == key {
-			return ks
-		}
-	}
-	return nil
-}
+func (st *state) kubeByKey(key string) *kubeState { return st.kubeKeys[key] }
 
 // nearestKubeAncestor returns the nearest lineage ancestor of VM i that is
 // matched to a Kubernetes Node.

@@ -30,6 +30,7 @@ type state struct {
 	vmKube       [][]string
 	kubeTplCands map[int][]kubeTplCand
 	kubeNames    map[string]map[string]bool
+	kubeKeys     map[string]*kubeState // key → first Node state
 }
 
 type tplCand struct {
