@@ -103,6 +103,11 @@ func (st *state) sharedFinding(id string, ns *nodeState, holders, guestHolders [
 		}
 	}
 	f.Remedy = sharedRemedy(id, st.names(vms, orig), orig >= 0)
+	if mgr, ev := st.swarmManager(id, vms...); mgr {
+		f.Evidence = append(f.Evidence, ev)
+		f.Remedy = fmt.Sprintf("Node %s is a swarm MANAGER: a copy holds the raft log (every service, secret and config) and the cluster's root CA key, and fighting over the node can break the raft quorum. "+
+			"Disconnect the copy's network adapter in vSphere first; afterwards rotate the join tokens (`docker swarm join-token --rotate worker`, and `manager`) and the CA (`docker swarm ca --rotate`). ", id) + f.Remedy
+	}
 	return f
 }
 
