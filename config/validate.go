@@ -97,9 +97,9 @@ func (c *Config) Validate() error {
 		return &Error{Key: "policy.remediate", Msg: fmt.Sprintf("%q is not off, dry-run or on (fix: pick one; off is the default)", c.Policy.Remediate)}
 	}
 	switch c.Policy.Action {
-	case "disable-docker", "power-off":
+	case "disable-docker", "disable-kubelet", "power-off":
 	default:
-		return &Error{Key: "policy.action", Msg: fmt.Sprintf("%q is not disable-docker or power-off (fix: pick one)", c.Policy.Action)}
+		return &Error{Key: "policy.action", Msg: fmt.Sprintf("%q is not disable-docker, disable-kubelet or power-off (fix: pick one)", c.Policy.Action)}
 	}
 	if c.Policy.MaxActions < 0 || c.Policy.MaxPercent < 0 || c.Policy.MaxPercent > 100 {
 		return &Error{Key: "policy", Msg: "max_actions must be >= 0 and max_percent within 0..100"}

@@ -99,6 +99,7 @@ func TestProbeClonedNodes(t *testing.T) {
 			NodeID: "x1kq7bq9vbyt0sbxbivvv1i5o", Role: "swarm-worker", ClusterID: "8wyt2yqbzkmffykfddmqxs0gf",
 			CertNotAfter: notAfter, EngineID: engineID, KeyJSON: true, MachineID: machineID,
 			DockerEnabled: "yes", DockerActive: "yes",
+			KubeletEnabled: "unknown", KubeletActive: "no", // no kubelet.service
 			Hostname: id.Hostname, // the container's host name; asserted in TestProbeHostKeysCloudInit
 		}
 		if id != want {
@@ -125,6 +126,7 @@ func TestProbeClonedNodes(t *testing.T) {
 	wantCalls := []string{
 		"is-enabled docker.service", "is-active docker.service",
 		"is-enabled docker.socket", "is-active docker.socket",
+		"is-enabled kubelet.service", "is-active kubelet.service",
 	}
 	if calls := guesttest.SystemctlCalls(t, worker); !slices.Equal(calls, wantCalls) {
 		t.Errorf("systemctl calls in worker:\n got %q\nwant %q", calls, wantCalls)

@@ -80,8 +80,43 @@ if [ -e /etc/machine-id ]; then
 	if [ -r /etc/machine-id ]; then echo "machine_id=$(first /etc/machine-id 256)"; else echo "machine_id.unreadable=1"; fi
 fi
 if [ -e /etc/docker/key.json ]; then echo key_json=yes; else echo key_json=no; fi
-if [ -e /etc/kubernetes/kubelet.conf ]; then echo kubelet_conf=yes; else echo kubelet_conf=no; fi
+kconf=/etc/kubernetes/kubelet.conf
+if [ -e "$kconf" ]; then
+	if [ -r "$kconf" ]; then
+		echo kubelet_conf=yes
+		echo "kubelet_server=$(head -c 65536 "$kconf" | sed -n 's/^[[:space:]]*server:[[:space:]]*//p' | head -n 1 | tr -d "\"' " | head -c 256)"
+		# only the certificate of an embedded client credential, never client-key-data
+		echo "kubelet_conf_cert.b64=$(head -c 65536 "$kconf" | sed -n 's/^[[:space:]]*client-certificate-data:[[:space:]]*//p' | head -n 1 | tr -d "\"' " | head -c 16384)"
+	else
+		echo "kubelet_conf=unreadable"
+	fi
+else
+	echo kubelet_conf=no
+fi
 if [ -n "$(ls -A /var/lib/kubelet/pki 2>/dev/null | head -n 1)" ]; then echo kubelet_pki=yes; else echo kubelet_pki=no; fi
+# The kubelet client certificate file holds the certificate AND its private
+# key: only CERTIFICATE blocks leave the guest, and nothing from a line
+# naming a PRIVATE KEY onwards (should an END line be missing).
+kc=/var/lib/kubelet/pki/kubelet-client-current.pem
+kblocked=
+for d in /var/lib/kubelet /var/lib/kubelet/pki; do
+	if [ -d "$d" ] && [ ! -x "$d" ]; then kblocked=$d; break; fi
+done
+if [ -n "$kblocked" ]; then
+	echo "kubelet_cert=unreadable"
+elif [ -e "$kc" ]; then
+	if [ ! -f "$kc" ]; then
+		echo "kubelet_cert=notfile"
+	elif [ ! -r "$kc" ]; then
+		echo "kubelet_cert=unreadable"
+	elif command -v base64 >/dev/null 2>&1; then
+		printf 'kubelet_cert.b64=%s\n' "$(head -c 65536 "$kc" | sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/p' | sed '/PRIVATE KEY/,$d' | base64 | tr -d '\n')"
+	else
+		echo "kubelet_cert.pem=begin"; head -c 65536 "$kc" | sed -n '/^-----BEGIN CERTIFICATE-----/,/^-----END CERTIFICATE-----/p' | sed '/PRIVATE KEY/,$d'; echo "kubelet_cert.pem=end"
+	fi
+else
+	echo "kubelet_cert=absent"
+fi
 echo "hostname=$(uname -n 2>/dev/null | head -n 1 | head -c 256)"
 if [ -n "$(ls /etc/ssh/ssh_host_*_key 2>/dev/null | head -n 1)" ]; then echo ssh_host_keys=yes; else echo ssh_host_keys=no; fi
 ci=
@@ -91,7 +126,7 @@ if [ -z "$ci" ] && [ -d /var/lib/cloud/instance ]; then ci=unknown; fi
 echo "cloud_init_instance=$ci"
 if command -v systemctl >/dev/null 2>&1; then
 	echo systemctl=yes
-	for u in docker.service docker.socket; do
+	for u in docker.service docker.socket kubelet.service; do
 		echo "enabled.$u=$(systemctl is-enabled "$u" 2>/dev/null | head -n 1)"
 		echo "active.$u=$(systemctl is-active "$u" 2>/dev/null | head -n 1)"
 	done
@@ -206,27 +241,37 @@ func ProbeAll(ctx context.Context, c *vim25.Client, vms []reconcile.VM, authFor 
 	return out
 }
 
-// parseReport turns the probe script's output into an identity, or a reason
-// when the report shows the identity cannot be trusted.
-func parseReport(report []byte) (reconcile.GuestIdentity, string) {
-	var id reconcile.GuestIdentity
-	kv := map[string]string{}
-	var pemLines []string
-	inPEM := false
-	sc := bufio.NewScanner(bytes.NewReader(report))
+// report is the probe script's output: its key=value lines and its PEM
+// sections ("NAME.pem=begin" ... "NAME.pem=end", printed when the guest has
+// no base64).
+type report struct {
+	kv       map[string]string
+	sections map[string][]string
+}
+
+// scanReport splits the probe script's output; a reason when it cannot be
+// trusted.
+func scanReport(b []byte) (report, string) {
+	r := report{kv: map[string]string{}, sections: map[string][]string{}}
+	section := ""
+	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64<<10), maxReport)
 	for sc.Scan() {
 		line := strings.TrimRight(sc.Text(), "\r")
-		if inPEM {
-			if line == "cert.pem=end" {
-				inPEM = false
+		if section != "" {
+			if line == section+".pem=end" {
+				section = ""
 				continue
 			}
-			pemLines = append(pemLines, line)
+			r.sections[section] = append(r.sections[section], line)
 			continue
 		}
-		if line == "cert.pem=begin" {
-			inPEM = true
+		if name, ok := strings.CutSuffix(line, ".pem=begin"); ok && (name == "cert" || name == "kubelet_cert") {
+			if _, dup := r.sections[name]; dup {
+				return r, "probe report malformed: section " + name + " repeated"
+			}
+			section = name
+			r.sections[name] = []string{}
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
@@ -236,79 +281,168 @@ func parseReport(report []byte) (reconcile.GuestIdentity, string) {
 			// in a symlink target, a host name...): such a line could
 			// rewrite an earlier one (cert=absent after cert.b64=), so the
 			// report cannot be trusted.
-			if _, dup := kv[k]; dup {
-				return id, "probe report malformed: key " + cleanValue(k) + " repeated"
+			if _, dup := r.kv[k]; dup {
+				return r, "probe report malformed: key " + cleanValue(k) + " repeated"
 			}
-			kv[k] = v
+			r.kv[k] = v
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return id, "probe report unreadable: " + sanitizeLine(err.Error())
+		return r, "probe report unreadable: " + sanitizeLine(err.Error())
 	}
-	if kv["probe"] != "vmreconcile/1" {
-		return id, "probe report missing (guest shell did not run the probe)"
+	if r.kv["probe"] != "vmreconcile/1" {
+		return r, "probe report missing (guest shell did not run the probe)"
 	}
-	if kv["end"] != "ok" {
-		return id, "probe report truncated"
+	if r.kv["end"] != "ok" {
+		return r, "probe report truncated"
 	}
+	return r, ""
+}
 
-	if _, b64 := kv["cert.b64"]; kv["cert"] != "" && (b64 || len(pemLines) > 0) {
-		return id, "probe report malformed: two swarm-node.crt statuses"
+// certBytes returns the certificate bytes of one certificate status of the
+// report (NAME.b64 or a NAME PEM section); ok is false when there are none.
+// label names the file in reasons.
+func (r report) certBytes(name, label string) (raw []byte, ok bool, reason string) {
+	b64, isB64 := r.kv[name+".b64"]
+	lines, isPEM := r.sections[name]
+	if r.kv[name] != "" && (isB64 || isPEM) || isB64 && isPEM {
+		return nil, false, "probe report malformed: two " + label + " statuses"
 	}
 	switch {
-	case kv["cert"] == "unreadable":
-		return id, "swarm-node.crt not readable by the guest user (uid " + cleanValue(kv["uid"]) + "; use root)"
-	case kv["cert"] == "notfile":
-		return id, "swarm-node.crt is not a regular file"
-	case kv["cert"] == "absent":
-		// no swarm identity: not an error
-	default:
-		var raw []byte
-		if b64, ok := kv["cert.b64"]; ok {
-			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
-			if err != nil {
-				return id, "swarm-node.crt: bad base64 from guest"
-			}
-			raw = b
-		} else if len(pemLines) > 0 {
-			raw = []byte(strings.Join(pemLines, "\n") + "\n")
-		} else {
-			return id, "probe report has no swarm-node.crt status"
-		}
-		cert, err := parseNodeCert(raw)
+	case isB64:
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
 		if err != nil {
-			return id, "swarm-node.crt: " + err.Error()
+			return nil, false, label + ": bad base64 from guest"
 		}
-		id.NodeID = cert.Subject.CommonName
-		if ou := cert.Subject.OrganizationalUnit; len(ou) > 0 {
-			id.Role = ou[0]
-		}
-		if o := cert.Subject.Organization; len(o) > 0 {
-			id.ClusterID = o[0]
-		}
-		id.CertNotAfter = cert.NotAfter.UTC()
+		return b, true, ""
+	case isPEM:
+		return []byte(strings.Join(lines, "\n") + "\n"), true, ""
 	}
+	return nil, false, ""
+}
 
+// parseReport turns the probe script's output into an identity, or a reason
+// when the report shows the identity cannot be trusted.
+func parseReport(out []byte) (reconcile.GuestIdentity, string) {
+	var id reconcile.GuestIdentity
+	r, reason := scanReport(out)
+	if reason != "" {
+		return id, reason
+	}
+	kv := r.kv
+	if reason := r.swarmCert(&id); reason != "" {
+		return id, reason
+	}
 	if kv["engine_id.unreadable"] != "" {
 		return id, "engine-id not readable by the guest user (uid " + cleanValue(kv["uid"]) + "; use root)"
 	}
 	if kv["machine_id.unreadable"] != "" {
 		return id, "/etc/machine-id not readable by the guest user"
 	}
+	if reason := r.kubelet(&id); reason != "" {
+		return id, reason
+	}
 	id.EngineID = cleanValue(kv["engine_id"])
 	id.MachineID = cleanValue(kv["machine_id"])
 	id.KeyJSON = kv["key_json"] == "yes"
-	id.KubeletCreds = kv["kubelet_conf"] == "yes" || kv["kubelet_pki"] == "yes"
 	id.Hostname = cleanValue(kv["hostname"])
 	id.SSHHostKeys = kv["ssh_host_keys"] == "yes"
 	id.CloudInitInstance = cleanValue(kv["cloud_init_instance"])
 	if kv["systemctl"] == "yes" {
 		id.DockerEnabled = enabledState(cleanValue(kv["enabled.docker.service"]), cleanValue(kv["enabled.docker.socket"]))
 		id.DockerActive = activeState(cleanValue(kv["active.docker.service"]))
+		id.KubeletEnabled = enabledState(cleanValue(kv["enabled.kubelet.service"]), "")
+		id.KubeletActive = activeState(cleanValue(kv["active.kubelet.service"]))
 	} else {
 		id.DockerEnabled, id.DockerActive = "unknown", "unknown"
+		id.KubeletEnabled, id.KubeletActive = "unknown", "unknown"
 	}
 	return id, ""
+}
+
+// swarmCert reads swarm-node.crt: node ID (CN), role (OU), cluster ID (O).
+func (r report) swarmCert(id *reconcile.GuestIdentity) string {
+	raw, ok, reason := r.certBytes("cert", "swarm-node.crt")
+	if reason != "" {
+		return reason
+	}
+	switch {
+	case r.kv["cert"] == "unreadable":
+		return "swarm-node.crt not readable by the guest user (uid " + cleanValue(r.kv["uid"]) + "; use root)"
+	case r.kv["cert"] == "notfile":
+		return "swarm-node.crt is not a regular file"
+	case r.kv["cert"] == "absent":
+		return "" // no swarm identity: not an error
+	case !ok:
+		return "probe report has no swarm-node.crt status"
+	}
+	cert, err := parseNodeCert(raw)
+	if err != nil {
+		return "swarm-node.crt: " + err.Error()
+	}
+	id.NodeID = cert.Subject.CommonName
+	if ou := cert.Subject.OrganizationalUnit; len(ou) > 0 {
+		id.Role = ou[0]
+	}
+	if o := cert.Subject.Organization; len(o) > 0 {
+		id.ClusterID = o[0]
+	}
+	id.CertNotAfter = cert.NotAfter.UTC()
+	return ""
+}
+
+// kubeletNodePrefix starts the CN of a kubelet client certificate.
+const kubeletNodePrefix = "system:node:"
+
+// kubelet reads the kubelet identity: the client certificate
+// (/var/lib/kubelet/pki/kubelet-client-current.pem, else the
+// client-certificate-data of /etc/kubernetes/kubelet.conf): its CN
+// "system:node:NAME" gives the Node name, its O the group; and the API
+// server of kubelet.conf. Unreadable files are a reason (a probe that
+// cannot read them cannot say the VM has no kubelet identity); a file that
+// holds no parsable certificate leaves KubeletNode empty with KubeletCreds
+// set.
+func (r report) kubelet(id *reconcile.GuestIdentity) string {
+	kv := r.kv
+	uid := " by the guest user (uid " + cleanValue(kv["uid"]) + "; use root)"
+	if kv["kubelet_conf"] == "unreadable" {
+		return "/etc/kubernetes/kubelet.conf not readable" + uid
+	}
+	raw, ok, reason := r.certBytes("kubelet_cert", "kubelet client certificate")
+	if reason != "" {
+		return reason
+	}
+	switch kv["kubelet_cert"] {
+	case "unreadable":
+		return "kubelet client certificate (/var/lib/kubelet/pki) not readable" + uid
+	case "notfile":
+		return "/var/lib/kubelet/pki/kubelet-client-current.pem is not a regular file"
+	case "absent":
+		if v := strings.TrimSpace(kv["kubelet_conf_cert.b64"]); v != "" {
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return "kubelet.conf: client-certificate-data is not base64"
+			}
+			raw, ok = b, true
+		}
+	case "":
+		if !ok {
+			return "probe report has no kubelet certificate status"
+		}
+	}
+	if ok {
+		if cert, err := parseNodeCert(raw); err == nil {
+			if n, found := strings.CutPrefix(cert.Subject.CommonName, kubeletNodePrefix); found {
+				id.KubeletNode = cleanValue(n)
+			}
+			if o := cert.Subject.Organization; len(o) > 0 {
+				id.KubeletOrg = cleanValue(o[0])
+			}
+		}
+	}
+	id.KubeletServer = cleanValue(kv["kubelet_server"])
+	id.KubeletCreds = kv["kubelet_conf"] == "yes" || kv["kubelet_pki"] == "yes" || ok
+	return ""
 }
 
 // parseNodeCert returns the node (leaf) certificate of swarm-node.crt, which

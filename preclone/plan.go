@@ -15,7 +15,8 @@ type Plan struct {
 	TargetPath string `json:"target_path"`
 	Source     string `json:"source"`
 	SourceRef  string `json:"source_ref"`
-	// BackupDir is where the swarm state and engine-id are moved, in the copy.
+	// BackupDir is where the swarm state, the engine-id and the kubelet
+	// credentials are moved, in the copy.
 	BackupDir string `json:"backup_dir"`
 	Steps     []Step `json:"steps"`
 	// Script is what -apply runs in the copy (/bin/sh): the steps, idempotent.
@@ -33,9 +34,11 @@ const BackupRoot = "/var/backups"
 
 // GeneralizePlan returns the steps that make target, a copy of source, safe:
 // stop and disable Docker, move the swarm state and engine-id into a
-// timestamped backup directory, empty /etc/machine-id, remove the SSH host
-// keys, cloud-init clean. at names the backup directory. The script can be
-// run again: a step with nothing left to do does nothing.
+// timestamped backup directory, stop and disable kubelet, move its
+// credentials (/var/lib/kubelet/pki, /etc/kubernetes/kubelet.conf) into the
+// same backup directory, empty /etc/machine-id, remove the SSH host keys,
+// cloud-init clean. at names the backup directory. The script can be run
+// again: a step with nothing left to do does nothing.
 func GeneralizePlan(target, source reconcile.VM, at time.Time) Plan {
 	backup := BackupRoot + "/vmreconcile-generalize-" + at.UTC().Format("20060102T150405Z")
 	p := Plan{
@@ -65,6 +68,30 @@ for f in swarm engine-id; do
   [ ! -e "$b/$f" ] || { echo "$b/$f exists" >&2; exit 1; }
   mkdir -p -m 0700 "$b" || exit 1
   mv "$root/$f" "$b/$f"
+done`,
+		},
+		{
+			Title: "Stop and disable kubelet, so the copy never writes the source's Kubernetes Node",
+			// Docker is stopped already (MKE runs its kubelet under Docker):
+			// a kubelet still running is one no unit stops; its credentials
+			// must not be moved from under it (it keeps them in memory).
+			Command: `systemctl disable --now kubelet 2>/dev/null || true
+if systemctl is-active --quiet kubelet 2>/dev/null; then
+  echo "kubelet.service still running" >&2; exit 1
+fi
+if pidof kubelet >/dev/null 2>&1; then
+  echo "a kubelet runs outside kubelet.service: stop it first" >&2; exit 1
+fi`,
+		},
+		{
+			Title: "Move the kubelet credentials (/var/lib/kubelet/pki, /etc/kubernetes/kubelet.conf) aside into " + backup,
+			Command: `b=` + backup + `
+for f in /var/lib/kubelet/pki /etc/kubernetes/kubelet.conf; do
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  case "$f" in */pki) d="$b/kubelet-pki" ;; *) d="$b/kubelet.conf" ;; esac
+  [ ! -e "$d" ] || { echo "$d exists" >&2; exit 1; }
+  mkdir -p -m 0700 "$b" || exit 1
+  mv "$f" "$d"
 done`,
 		},
 		{

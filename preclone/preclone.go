@@ -73,7 +73,7 @@ const (
 	CheckEngineID      = "engine-id"      // /var/lib/docker/engine-id
 	CheckMachineID     = "machine-id"     // /etc/machine-id non-empty
 	CheckSSHHostKeys   = "ssh-host-keys"  // /etc/ssh/ssh_host_*_key
-	CheckKubelet       = "kubelet-creds"  // kubelet.conf or kubelet PKI
+	CheckKubelet       = "kubelet-creds"  // kubelet client certificate, kubelet.conf or kubelet PKI: FAIL
 	CheckCloudInit     = "cloud-init"     // per-instance state
 	CheckLineage       = "lineage"        // is the VM itself an un-generalized copy?
 	CheckUUIDAction    = "uuid-action"    // extraConfig uuid.action = keep
@@ -156,6 +156,8 @@ type GuestInfo struct {
 	Role      string    `json:"role,omitempty"`
 	ClusterID string    `json:"cluster_id,omitempty"`
 	Hostname  string    `json:"hostname,omitempty"`
+	// KubeletNode is the Node of the guest's kubelet client certificate.
+	KubeletNode string `json:"kubelet_node,omitempty"`
 }
 
 // Evaluate runs every check for one VM and derives the verdict.
@@ -179,6 +181,7 @@ func Evaluate(in Input) Report {
 		}
 		r.Guest.ProbedAt = g.ProbedAt
 		r.Guest.NodeID, r.Guest.Role, r.Guest.ClusterID, r.Guest.Hostname = g.NodeID, g.Role, g.ClusterID, g.Hostname
+		r.Guest.KubeletNode = g.KubeletNode
 	}
 	c := &checker{in: in, g: g, nodes: liveNodes(in.Swarms)}
 	r.Checks = []Check{
@@ -520,17 +523,33 @@ func (c *checker) sshHostKeys() Check {
 		Fix:      "on the copy: rm /etc/ssh/ssh_host_* (part of -generalize-plan); regenerate at first boot (cloud-init, or ssh-keygen -A)"}
 }
 
+// kubelet: a kubelet identity (client certificate, kubelet.conf) makes
+// every copy write the source's Kubernetes Node: FAIL.
 func (c *checker) kubelet() Check {
 	id := CheckKubelet
 	if c.g == nil {
 		return c.noGuest(id)
 	}
-	if !c.g.KubeletCreds {
+	g := c.g
+	if !g.KubeletCreds && g.KubeletNode == "" {
 		return Check{ID: id, Status: Pass, Summary: "no kubelet credentials"}
 	}
-	return Check{ID: id, Status: Warn, Summary: "kubelet credentials present: copies would act as the same Kubernetes node",
-		Evidence: []string{"/etc/kubernetes/kubelet.conf or /var/lib/kubelet/pki present"},
-		Fix:      "on the copy: kubeadm reset (not part of -generalize-plan)"}
+	var ev []string
+	summary := "kubelet credentials present: every copy's kubelet acts as the same Kubernetes node"
+	if g.KubeletNode != "" {
+		summary = "kubelet identity of Node " + g.KubeletNode + ": every copy's kubelet writes that Node (its boot ID, systemUUID and capacity flip; pods get evicted)"
+		ev = append(ev, fmt.Sprintf("kubelet client certificate: CN system:node:%s, O %s", g.KubeletNode, orUnknown(g.KubeletOrg)))
+	} else {
+		ev = append(ev, "/etc/kubernetes/kubelet.conf or /var/lib/kubelet/pki present (no readable client certificate naming a Node)")
+	}
+	if g.KubeletServer != "" {
+		ev = append(ev, "API server "+g.KubeletServer+" (kubelet.conf)")
+	}
+	ev = append(ev, "kubelet.service enabled: "+orUnknown(g.KubeletEnabled)+", running: "+orUnknown(g.KubeletActive), c.probeEvidence())
+	return Check{ID: id, Status: Fail, Summary: summary, Evidence: ev,
+		Fix: "do not boot a copy on the network as it is; " + fixGeneralize +
+			" (it disables kubelet and moves /var/lib/kubelet/pki and /etc/kubernetes/kubelet.conf aside); then join each copy under its own name with its own certificate (kubeadm join). " +
+			"Never delete the source's Node from the cluster: that drops its labels and taints"}
 }
 
 func (c *checker) cloudInit() Check {
@@ -570,6 +589,11 @@ func (c *checker) lineage() Check {
 			Evidence: append(ev, "its source's last probe has the same node ID"),
 			Fix:      "generalize this VM first: vmreconcile preclone -generalize-plan " + c.in.VM.Name + " " + orUnknown(l.SourceName) + " -apply"}
 	}
+	if sg := c.in.SourceGuest; sg != nil && sg.Error == "" && g.KubeletNode != "" && strings.EqualFold(sg.KubeletNode, g.KubeletNode) {
+		return Check{ID: id, Status: Fail, Summary: "an un-generalized copy: holds the kubelet identity of Node " + g.KubeletNode + " like its source",
+			Evidence: append(ev, "its source's last probe has a kubelet client certificate for the same Node"),
+			Fix:      "generalize this VM first: vmreconcile preclone -generalize-plan " + c.in.VM.Name + " " + orUnknown(l.SourceName) + " -apply"}
+	}
 	var carries []string
 	if g.NodeID != "" {
 		carries = append(carries, "swarm state")
@@ -579,6 +603,9 @@ func (c *checker) lineage() Check {
 	}
 	if g.MachineID != "" {
 		carries = append(carries, "machine-id")
+	}
+	if g.KubeletCreds || g.KubeletNode != "" {
+		carries = append(carries, "kubelet credentials")
 	}
 	if len(carries) > 0 {
 		return Check{ID: id, Status: Warn, Summary: "a copy that was not generalized: carries " + strings.Join(carries, ", "),

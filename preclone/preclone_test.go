@@ -115,18 +115,71 @@ func TestRefuseTarget(t *testing.T) {
 
 func TestPlan(t *testing.T) {
 	p := GeneralizePlan(reconcile.VM{Name: "cp", Ref: "vm-2"}, reconcile.VM{Name: "src", Ref: "vm-1"}, now)
-	if p.BackupDir != "/var/backups/vmreconcile-generalize-20260301T120000Z" || len(p.Steps) != 5 {
+	if p.BackupDir != "/var/backups/vmreconcile-generalize-20260301T120000Z" || len(p.Steps) != 7 {
 		t.Errorf("%+v", p)
 	}
 	for _, want := range []string{"set -eu", "disable --now docker.socket docker.service", `"data-root"`, ": > /etc/machine-id",
-		"rm -f /etc/ssh/ssh_host_*", "cloud-init clean", p.BackupDir} {
+		"rm -f /etc/ssh/ssh_host_*", "cloud-init clean", p.BackupDir,
+		"systemctl disable --now kubelet", "/var/lib/kubelet/pki /etc/kubernetes/kubelet.conf", `d="$b/kubelet-pki"`} {
 		if !strings.Contains(p.Script, want) {
 			t.Errorf("script lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"docker node rm", "swarm leave", "rm /etc/machine-id", "rm -f /etc/machine-id"} {
+	// Docker is stopped before kubelet (MKE runs its kubelet under Docker).
+	if strings.Index(p.Script, "docker.service") > strings.Index(p.Script, "disable --now kubelet") {
+		t.Errorf("kubelet is stopped before Docker")
+	}
+	for _, bad := range []string{"docker node rm", "swarm leave", "rm /etc/machine-id", "rm -f /etc/machine-id", "kubectl", "rm -rf /var/lib/kubelet", "kubeadm reset"} {
 		if strings.Contains(p.Script, bad) {
 			t.Errorf("script contains %q", bad)
 		}
+	}
+}
+
+// TestKubeletIdentityUnsafe: a kubelet identity makes a VM UNSAFE to copy.
+func TestKubeletIdentityUnsafe(t *testing.T) {
+	vm := reconcile.VM{Name: "kwk-01", Path: "/DC0/vm/kwk-01", Ref: "vm-1", PowerState: "poweredOn"}
+	node := &reconcile.GuestIdentity{VMRef: "vm-1", ProbedAt: now, DockerEnabled: "no", KubeletCreds: true, KubeletNode: "kwk-01",
+		KubeletOrg: "system:nodes", KubeletServer: "https://10.0.0.100:6443", KubeletEnabled: "yes", KubeletActive: "yes"}
+	confOnly := &reconcile.GuestIdentity{VMRef: "vm-1", ProbedAt: now, DockerEnabled: "no", KubeletCreds: true, KubeletEnabled: "no", KubeletActive: "no"}
+	none := &reconcile.GuestIdentity{VMRef: "vm-1", ProbedAt: now, DockerEnabled: "no", KubeletEnabled: "unknown", KubeletActive: "no"}
+	r := Evaluate(Input{VM: vm, Guest: node, GuestSource: SourceLive, Now: now})
+	if r.Verdict != Unsafe || status(r, CheckKubelet) != Fail || r.Reason != "FAIL: "+CheckKubelet {
+		t.Fatalf("kubelet node: %s %s", r.Verdict, r.Reason)
+	}
+	for _, c := range r.Checks {
+		if c.ID != CheckKubelet {
+			continue
+		}
+		ev := strings.Join(c.Evidence, "\n")
+		for _, want := range []string{"CN system:node:kwk-01, O system:nodes", "API server https://10.0.0.100:6443", "kubelet.service enabled: yes, running: yes"} {
+			if !strings.Contains(ev, want) {
+				t.Errorf("evidence lacks %q: %s", want, ev)
+			}
+		}
+		if !strings.Contains(c.Fix, "-generalize-plan") || strings.Contains(c.Fix, "kubectl delete") || strings.Contains(c.Fix, "kubeadm reset") {
+			t.Errorf("fix: %s", c.Fix)
+		}
+	}
+	if r.Guest.KubeletNode != "kwk-01" {
+		t.Errorf("guest info %+v", r.Guest)
+	}
+	if r := Evaluate(Input{VM: vm, Guest: confOnly, GuestSource: SourceLive, Now: now}); r.Verdict != Unsafe || status(r, CheckKubelet) != Fail {
+		t.Errorf("kubelet.conf only: %s %s", r.Verdict, r.Reason)
+	}
+	if r := Evaluate(Input{VM: vm, Guest: none, GuestSource: SourceLive, Now: now}); r.Verdict != Safe || status(r, CheckKubelet) != Pass {
+		t.Errorf("no kubelet: %s %s", r.Verdict, r.Reason)
+	}
+	// A copy sharing its source's kubelet identity: the lineage check fails too.
+	cp := vm
+	cp.Name, cp.Ref = "kwk-01-copy", "vm-2"
+	cp.Lineage = &reconcile.Lineage{SourceRef: "vm-1", SourceName: "kwk-01", Kind: "clone", Time: now.Add(-time.Hour)}
+	r = Evaluate(Input{VM: cp, Guest: node, GuestSource: SourceLive, SourceGuest: node, Now: now})
+	if status(r, CheckLineage) != Fail {
+		t.Errorf("lineage: %+v", r.Checks)
+	}
+	// Without a probe the kubelet is not verified: never SAFE.
+	if r := Evaluate(Input{VM: vm, ProbeError: "VM is off", Now: now}); r.Verdict != Unverified || status(r, CheckKubelet) != Unknown {
+		t.Errorf("no probe: %s", r.Verdict)
 	}
 }

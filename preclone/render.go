@@ -70,6 +70,9 @@ func writeReport(w io.Writer, r Report, width int) {
 	if r.Guest.NodeID != "" {
 		gl += "; node " + r.Guest.NodeID + " " + r.Guest.Role
 	}
+	if r.Guest.KubeletNode != "" {
+		gl += "; kubelet of Kubernetes Node " + r.Guest.KubeletNode
+	}
 	wrap(w, "  ", "    ", gl, width)
 	wrap(w, "  ", "    ", "verdict: "+string(r.Verdict)+" - "+r.Reason, width)
 	const col = 2 + 8 + 15 // indent, status, id
@@ -126,7 +129,7 @@ func WritePlan(w io.Writer, p Plan, width int) {
 	wrap(w, "", "", fmt.Sprintf("Generalization plan for the COPY %s (%s, %s), copied from %s (%s).",
 		p.Target, p.TargetPath, p.TargetRef, p.Source, p.SourceRef), width)
 	wrap(w, "", "", fmt.Sprintf("Run it on %s only, never on %s (the live source). It uses neither "+
-		"'docker swarm leave' nor 'docker node rm': the node ID stays the original's.", p.Target, p.Source), width)
+		"'docker swarm leave' nor 'docker node rm', and deletes no Kubernetes Node: the node ID and the Node stay the original's.", p.Target, p.Source), width)
 	fmt.Fprintln(w)
 	for i, s := range p.Steps {
 		wrap(w, fmt.Sprintf("%d. ", i+1), "   ", s.Title, width)

@@ -1,10 +1,10 @@
 package reconcile
 
 // ProbeCandidates returns the VMs worth probing from inside
-// (audit -verify): every VM a finding names, every VM matched to a swarm node,
-// and the copies and sources around those node VMs by lineage (a clone whose
-// engine is stopped right now shows on no manager, but still holds the node's
-// certificate). Only powered-on VMs, never templates: guest operations need a
+// (audit -verify): every VM a finding names, every VM matched to a swarm node
+// or a Kubernetes Node, and the copies and sources around those node VMs by
+// lineage (a clone whose engine or kubelet is stopped right now shows on no
+// manager or API server, but still holds the node's certificate). Only powered-on VMs, never templates: guest operations need a
 // running guest. In snapshot order, distinct. VMs are told apart by vCenter
 // and ref: morefs repeat across vCenters.
 func ProbeCandidates(snap Snapshot, res Result) []VM {
@@ -30,7 +30,7 @@ func ProbeCandidates(snap Snapshot, res Result) []VM {
 	}
 	nodeVMs := map[VMKey]bool{}
 	for _, v := range res.VMs {
-		if len(v.NodeIDs) > 0 {
+		if len(v.NodeIDs) > 0 || len(v.KubeNodes) > 0 {
 			nodeVMs[key(v.VM)] = true
 			want[key(v.VM)] = true
 		}

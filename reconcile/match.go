@@ -125,6 +125,10 @@ type index struct {
 	refs      map[string][]int // ref → VMs (all vCenters)
 	addrNodes map[string]int   // address → distinct nodes presenting it
 	parent    []int            // lineage source in the snapshot, -1 if none
+	// Kubernetes (indexKube): BIOS UUID (canonical) → VMs, and address →
+	// distinct Kubernetes Nodes presenting it as InternalIP.
+	byUUID   map[string][]int
+	kubeAddr map[string]int
 }
 
 func newIndex(vms []VM, swarms []Swarm) *index {
@@ -224,8 +228,8 @@ func (ix *index) descendsFrom(i, j int) bool {
 // a machine: a usable unicast address, held by exactly one VM and presented by
 // at most one node. Addresses shared by many VMs (docker0's 172.17.0.1) or by
 // many nodes (a NAT address) are weak evidence.
-func (ix *index) strongAddr(addr string) (int, bool) {
-	if addr == "" || !usableIP(addr) || ix.addrNodes[addr] > 1 {
+func (ix *index) strongAddr(addr string, addrNodes map[string]int) (int, bool) {
+	if addr == "" || !usableIP(addr) || addrNodes[addr] > 1 {
 		return -1, false
 	}
 	if l := ix.byIP[addr]; len(l) == 1 {
@@ -314,13 +318,19 @@ func hasIP(v VM, addr string) bool {
 	return false
 }
 
-// match matches one description to VMs.
-func (ix *index) match(d Description) descMatch {
+// match matches one swarm node description to VMs.
+func (ix *index) match(d Description) descMatch { return ix.matchIn(d, ix.addrNodes) }
+
+// matchIn matches one description to VMs; addrNodes counts the distinct
+// nodes presenting each address among the nodes of the description's kind
+// (swarm nodes, Kubernetes Nodes): a swarm node and a Kubernetes Node on one
+// VM (MKE) present the same address without making it a NAT address.
+func (ix *index) matchIn(d Description, addrNodes map[string]int) descMatch {
 	var m descMatch
 	hn := normHost(d.Hostname)
 	addr := normIP(d.Addr)
 	// addrOK: the address may be used to tell hostname candidates apart.
-	addrOK := addr != "" && usableIP(addr) && ix.addrNodes[addr] <= 1
+	addrOK := addr != "" && usableIP(addr) && addrNodes[addr] <= 1
 
 	byName := false
 	if hn != "" {
@@ -344,7 +354,7 @@ func (ix *index) match(d Description) descMatch {
 		}
 		return fmt.Sprintf("hostname %s = guest hostname of VM %s", d.Hostname, ix.vms[i].Name)
 	}
-	owner, strong := ix.strongAddr(addr)
+	owner, strong := ix.strongAddr(addr, addrNodes)
 
 	if len(m.candidates) == 0 {
 		switch {
@@ -358,7 +368,7 @@ func (ix *index) match(d Description) descMatch {
 			m.evidence = append(m.evidence, fmt.Sprintf("no VM has hostname %s; addr %s belongs to VM %s whose guest hostname is %s: not matched on the address alone", d.Hostname, addr, ix.vms[owner].Name, ix.vms[owner].GuestHostname))
 		default:
 			m.evidence = append(m.evidence, fmt.Sprintf("no VM has hostname %q", d.Hostname))
-			if ev := ix.weakAddrNote(addr); ev != "" {
+			if ev := ix.weakAddrNote(addr, addrNodes); ev != "" {
 				m.evidence = append(m.evidence, ev)
 			}
 		}
@@ -371,45 +381,7 @@ func (ix *index) match(d Description) descMatch {
 		return m
 	}
 
-	type ranked struct {
-		i    int
-		key  [5]int
-		fitE string
-	}
-	rs := make([]ranked, len(m.candidates))
-	for k, i := range m.candidates {
-		v := ix.vms[i]
-		f, fe := fit(d, v)
-		r := ranked{i: i, fitE: fe}
-		if addrOK && hasIP(v, addr) {
-			r.key[0] = 1
-		}
-		r.key[1] = f
-		if normHost(v.GuestHostname) == hn {
-			r.key[2] = 1
-		}
-		if v.PoweredOn() {
-			r.key[3] = 1
-		}
-		if !v.Template {
-			r.key[4] = 1
-		}
-		rs[k] = r
-	}
-	less := func(a, b [5]int) int { // >0 when a ranks higher
-		for k := range a {
-			if a[k] != b[k] {
-				return a[k] - b[k]
-			}
-		}
-		return 0
-	}
-	sort.SliceStable(rs, func(a, b int) bool { return less(rs[a].key, rs[b].key) > 0 })
-
-	top := 1
-	for top < len(rs) && less(rs[0].key, rs[top].key) == 0 {
-		top++
-	}
+	rs, top := ix.rankVMs(d, m.candidates, addrOK)
 	for _, r := range rs[:top] {
 		m.vms = append(m.vms, r.i)
 		m.evidence = append(m.evidence, hostEv(r.i))
@@ -425,14 +397,7 @@ func (ix *index) match(d Description) descMatch {
 			m.ambiguous = true
 			m.evidence = append(m.evidence, fmt.Sprintf("ambiguous: hostname %s matches %d VMs equally well: %s", d.Hostname, top, ix.vmNames(m.vms)))
 		} else {
-			reasons := []string{"its IPs hold addr " + addr, "its vCPU/memory fit the reported resources", "its hostname matches exactly", "it is powered on", "it is not a template"}
-			why := ""
-			for k := range rs[0].key {
-				if rs[0].key[k] != rs[1].key[k] {
-					why = reasons[k]
-					break
-				}
-			}
+			why := rankReason(rs, addr)
 			others := make([]int, 0, len(rs)-1)
 			for _, r := range rs[1:] {
 				others = append(others, r.i)
@@ -443,14 +408,78 @@ func (ix *index) match(d Description) descMatch {
 	return m
 }
 
-func (ix *index) weakAddrNote(addr string) string {
+// ranked is a candidate VM and its rank for a description: key compares
+// lexicographically (higher is better): the address is one of its IPs,
+// resources fit (2 consistent, 1 unknown, 0 not), exact hostname, powered on,
+// not a template.
+type ranked struct {
+	i    int
+	key  [5]int
+	fitE string
+}
+
+// rankVMs ranks candidate VMs for a description, best first, and returns
+// how many tie for the top.
+func (ix *index) rankVMs(d Description, cands []int, addrOK bool) ([]ranked, int) {
+	hn := normHost(d.Hostname)
+	addr := normIP(d.Addr)
+	rs := make([]ranked, len(cands))
+	for k, i := range cands {
+		v := ix.vms[i]
+		f, fe := fit(d, v)
+		r := ranked{i: i, fitE: fe}
+		if addrOK && hasIP(v, addr) {
+			r.key[0] = 1
+		}
+		r.key[1] = f
+		if hn != "" && normHost(v.GuestHostname) == hn {
+			r.key[2] = 1
+		}
+		if v.PoweredOn() {
+			r.key[3] = 1
+		}
+		if !v.Template {
+			r.key[4] = 1
+		}
+		rs[k] = r
+	}
+	sort.SliceStable(rs, func(a, b int) bool { return compareRank(rs[a].key, rs[b].key) > 0 })
+	top := min(1, len(rs))
+	for top < len(rs) && compareRank(rs[0].key, rs[top].key) == 0 {
+		top++
+	}
+	return rs, top
+}
+
+// compareRank is >0 when a ranks higher than b.
+func compareRank(a, b [5]int) int {
+	for k := range a {
+		if a[k] != b[k] {
+			return a[k] - b[k]
+		}
+	}
+	return 0
+}
+
+// rankReason says why the first of rs ranks above the second.
+func rankReason(rs []ranked, addr string) string {
+	reasons := []string{"its IPs hold addr " + addr, "its vCPU/memory fit the reported resources", "its hostname matches exactly", "it is powered on", "it is not a template"}
+	for k := range rs[0].key {
+		if rs[0].key[k] != rs[1].key[k] {
+			return reasons[k]
+		}
+	}
+	return ""
+}
+
+func (ix *index) weakAddrNote(addr string, addrNodes map[string]int) string {
 	switch {
 	case addr == "":
 		return ""
 	case !usableIP(addr):
 		return fmt.Sprintf("addr %s identifies no machine (unspecified, loopback or link-local)", addr)
-	case ix.addrNodes[addr] > 1:
-		return fmt.Sprintf("addr %s is presented by %d nodes (NAT or proxy): too weak to match on", addr, ix.addrNodes[addr])
+	case addrNodes[addr] > 1:
+		return fmt.Sprintf("addr %s is presented by %d nodes (NAT or proxy): too weak to match on", addr, addrNodes[addr])
 	case len(ix.byIP[addr]) > 1:
 		return fmt.Sprintf("addr %s is held by %d VMs: too weak to match on", addr, len(ix.byIP[addr]))
 	case len(ix.byIP[addr]) == 0:

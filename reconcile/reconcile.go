@@ -25,6 +25,15 @@ type state struct {
 	// noVC: the snapshot has no vCenter (NoVCenter); nodes are grouped into
 	// machines instead of matched to VMs.
 	noVC bool
+
+	// Kubernetes: the Nodes (sorted by key), per VM the Node keys it
+	// matched (sorted, distinct), per template the identities it was a
+	// candidate for, and per lower-cased Node name the clusters having it.
+	kube         []*kubeState
+	vmKube       [][]string
+	kubeTplCands map[int][]kubeTplCand
+	kubeNames    map[string]map[string]bool
+	kubeKeys     map[string]*kubeState // key → first Node state
 }
 
 type tplCand struct {
@@ -51,13 +60,45 @@ type nodeState struct {
 }
 
 func newState(snap Snapshot, hist History) *state {
-	vms := slices.Clone(snap.VMs)
-	// History keeps lineage by moref alone, but morefs are per vCenter
-	// (every vCenter has a vm-42). When the snapshot holds the ref in two or
-	// more vCenters, the stored lineage is applied only where its source ref
-	// resolves, in the VM's own vCenter, to a VM of the recorded source name;
-	// applied blindly it made unrelated VMs "clones" of whatever VM carries
-	// the source's ref in their vCenter.
+	vms := withHistoryLineage(snap.VMs, hist)
+	slices.SortStableFunc(vms, compareVM)
+
+	swarms := slices.Clone(snap.Swarms)
+	slices.SortStableFunc(swarms, func(a, b Swarm) int {
+		return cmp.Or(cmp.Compare(a.ClusterID, b.ClusterID), cmp.Compare(a.Endpoint, b.Endpoint))
+	})
+	st := &state{snap: snap, hist: hist, ix: newIndex(vms, swarms), vmNodes: make([][]string, len(vms)), tplCands: map[int][]tplCand{}, noVC: NoVCenter(snap)}
+
+	for _, sw := range swarms {
+		for _, n := range sw.Nodes {
+			st.nodes = append(st.nodes, &nodeState{cluster: sw.ClusterID, node: n})
+		}
+	}
+	slices.SortStableFunc(st.nodes, func(a, b *nodeState) int {
+		return cmp.Or(cmp.Compare(a.cluster, b.cluster), cmp.Compare(a.node.ID, b.node.ID))
+	})
+	for _, ns := range st.nodes {
+		st.matchNode(ns)
+	}
+	for i := range st.vmNodes {
+		sort.Strings(st.vmNodes[i])
+	}
+	st.addKube(snap.Kubernetes)
+	st.addGuests(snap.Guests)
+	return st
+}
+
+// withHistoryLineage returns a copy of vms with the lineage History keeps
+// for VMs whose lineage vCenter no longer reports.
+//
+// History keeps lineage by moref alone, but morefs are per vCenter (every
+// vCenter has a vm-42). When the snapshot holds the ref in two or more
+// vCenters, the stored lineage is applied only where its source ref
+// resolves, in the VM's own vCenter, to a VM of the recorded source name;
+// applied blindly it made unrelated VMs "clones" of whatever VM carries the
+// source's ref in their vCenter.
+func withHistoryLineage(in []VM, hist History) []VM {
+	vms := slices.Clone(in)
 	refVCs := map[string]map[string]bool{}
 	nameAt := map[string]string{} // vcenter \x00 ref → name
 	for _, v := range vms {
@@ -81,35 +122,18 @@ func newState(snap Snapshot, hist History) *state {
 			vms[i].Lineage = &l
 		}
 	}
-	slices.SortStableFunc(vms, compareVM)
+	return vms
+}
 
-	swarms := slices.Clone(snap.Swarms)
-	slices.SortStableFunc(swarms, func(a, b Swarm) int {
-		return cmp.Or(cmp.Compare(a.ClusterID, b.ClusterID), cmp.Compare(a.Endpoint, b.Endpoint))
-	})
-	st := &state{snap: snap, hist: hist, ix: newIndex(vms, swarms), vmNodes: make([][]string, len(vms)), tplCands: map[int][]tplCand{}, noVC: NoVCenter(snap)}
-
-	for _, sw := range swarms {
-		for _, n := range sw.Nodes {
-			st.nodes = append(st.nodes, &nodeState{cluster: sw.ClusterID, node: n})
-		}
-	}
-	slices.SortStableFunc(st.nodes, func(a, b *nodeState) int {
-		return cmp.Or(cmp.Compare(a.cluster, b.cluster), cmp.Compare(a.node.ID, b.node.ID))
-	})
-	for _, ns := range st.nodes {
-		st.matchNode(ns)
-	}
-	for i := range st.vmNodes {
-		sort.Strings(st.vmNodes[i])
-	}
-
+// addGuests keeps the latest guest probe of each VM (probes), and the
+// latest usable one (guests).
+func (st *state) addGuests(probes []GuestIdentity) {
 	st.guests = map[int]GuestIdentity{}
-	guests := slices.Clone(snap.Guests)
+	st.probes = map[int]GuestIdentity{}
+	guests := slices.Clone(probes)
 	slices.SortStableFunc(guests, func(a, b GuestIdentity) int {
 		return cmp.Or(cmp.Compare(a.VCenter, b.VCenter), cmp.Compare(a.VMRef, b.VMRef), a.ProbedAt.Compare(b.ProbedAt))
 	})
-	st.probes = map[int]GuestIdentity{}
 	for _, g := range guests {
 		i, ok := st.ix.vmByRef(g.VCenter, g.VMRef)
 		if !ok {
@@ -120,7 +144,6 @@ func newState(snap Snapshot, hist History) *state {
 			st.guests[i] = g
 		}
 	}
-	return st
 }
 
 // matchNode matches a node's descriptions to VMs, or without a vCenter
@@ -172,7 +195,7 @@ func compareVM(a, b VM) int {
 func (st *state) vmStatuses() []VMStatus {
 	out := make([]VMStatus, len(st.ix.vms))
 	for i, v := range st.ix.vms {
-		out[i] = VMStatus{VM: v, NodeIDs: st.vmNodes[i]}
+		out[i] = VMStatus{VM: v, NodeIDs: st.vmNodes[i], KubeNodes: st.vmKube[i]}
 		if g, ok := st.probes[i]; ok {
 			out[i].Guest = &g
 		}
@@ -215,7 +238,7 @@ func (st *state) nodeStatuses() []NodeStatus {
 // the same Result (and the same JSON), whatever the order of the input slices.
 func Reconcile(snap Snapshot, hist History) Result {
 	st := newState(snap, hist)
-	res := Result{VMs: st.vmStatuses(), Nodes: st.nodeStatuses()}
+	res := Result{VMs: st.vmStatuses(), Nodes: st.nodeStatuses(), KubeNodes: st.kubeNodeStatuses()}
 	if st.noVC {
 		res.Machines = st.machineList()
 	}
@@ -240,7 +263,12 @@ func Reconcile(snap Snapshot, hist History) Result {
 	fs = append(fs, st.templates()...)
 	fs = append(fs, st.duplicates()...)
 	fs = append(fs, st.guestDuplicates()...)
+	kshared, kcovered := st.kubeShared()
+	fs = append(fs, kshared...)
+	fs = append(fs, st.kubeClones(kcovered)...)
+	fs = append(fs, st.kubeTemplates()...)
 	res.Findings = sortFindings(fs)
+	crossReference(res.Findings)
 
 	s := &res.Summary
 	s.CollectedAt = snap.CollectedAt
@@ -260,6 +288,13 @@ func Reconcile(snap Snapshot, hist History) Result {
 	for _, ns := range st.nodes {
 		if len(ns.vms) > 0 {
 			s.MatchedNodes++
+		}
+	}
+	s.KubeClusters = len(snap.Kubernetes)
+	s.KubeNodes = len(st.kube)
+	for _, ks := range st.kube {
+		if len(ks.vms) > 0 {
+			s.MatchedKubeNodes++
 		}
 	}
 	for _, f := range res.Findings {
@@ -285,6 +320,7 @@ func sortFindings(fs []Finding) []Finding {
 		return cmp.Or(
 			-cmp.Compare(a.Severity.Rank(), b.Severity.Rank()),
 			cmp.Compare(a.Kind, b.Kind),
+			cmp.Compare(a.Cluster, b.Cluster),
 			cmp.Compare(a.NodeID, b.NodeID),
 			slices.Compare(a.VMs, b.VMs),
 			cmp.Compare(a.Key(), b.Key()),

@@ -82,9 +82,12 @@ func TestReconcile(t *testing.T) {
 			},
 		},
 		{
-			name: "transitive clone chain flips: original found through a powered-off middle VM",
+			name: "transitive clone chain flips: original found through a powered-off middle VM, which is a dormant copy",
 			snap: snap(vms(worker, chain1, chain2), node("n1", ds(dWorker, d("c2", 2, 3900, "10.0.0.12")), flipping...)),
-			want: []want{{KindSharedNodeID, "n1", []string{"wk-01", "c2"}, "wk-01"}},
+			want: []want{
+				{KindSharedNodeID, "n1", []string{"wk-01", "c2"}, "wk-01"},
+				{KindCloneOfSwarmNode, "n1", []string{"wk-01", "c1"}, "wk-01"},
+			},
 		},
 		{
 			name: "single hand-over to a clone is still a shared ID",
@@ -97,8 +100,9 @@ func TestReconcile(t *testing.T) {
 			want: []want{{KindCloneOfSwarmNode, "n1", []string{"wk-01", "wk-01-clone"}, "wk-01"}},
 		},
 		{
-			name: "powered-off clone: no finding",
+			name: "powered-off clone: a dormant clone-of-swarm-node",
 			snap: snap(vms(worker, mkVM("wk-01-clone", off(), noTools(), copyOf(worker))), node("n1", ds(dWorker))),
+			want: []want{{KindCloneOfSwarmNode, "n1", []string{"wk-01", "wk-01-clone"}, "wk-01"}},
 		},
 		{
 			name: "clone that rejoined as a new node: no finding",
@@ -118,9 +122,12 @@ func TestReconcile(t *testing.T) {
 			want: []want{{KindTemplateCarriesSwarm, "n1", []string{"wk-01", "tpl-2"}, "wk-01"}},
 		},
 		{
-			name: "transitive chain, nobody flips: clone-of-swarm-node for the powered-on end only",
+			name: "transitive chain, nobody flips: clone-of-swarm-node for both copies, the powered-off one dormant",
 			snap: snap(vms(worker, chain1, chain2), node("n1", ds(dWorker))),
-			want: []want{{KindCloneOfSwarmNode, "n1", []string{"wk-01", "c2"}, "wk-01"}},
+			want: []want{
+				{KindCloneOfSwarmNode, "n1", []string{"wk-01", "c1"}, "wk-01"},
+				{KindCloneOfSwarmNode, "n1", []string{"wk-01", "c2"}, "wk-01"},
+			},
 		},
 		// ---- node and VM state ----
 		{

@@ -12,6 +12,9 @@ type Result struct {
 	// distinct machines seen answering as each node, by cluster and node.
 	Machines []Machine `json:"machines,omitempty"`
 	Findings []Finding `json:"findings"` // most severe first, then by kind, node ID, VMs
+	// KubeNodes are the Kubernetes Nodes, by cluster and name (absent when
+	// no Kubernetes cluster was observed).
+	KubeNodes []KubeNodeStatus `json:"kube_nodes,omitempty"`
 }
 
 // Summary counts what was seen and found.
@@ -28,9 +31,13 @@ type Summary struct {
 	MatchedNodes int      `json:"matched_nodes"`
 	// Machines counts Result.Machines (snapshots without a vCenter only).
 	Machines int `json:"machines,omitempty"`
-	Critical int `json:"critical"`
-	Warning  int `json:"warning"`
-	Info     int `json:"info"`
+	// Kubernetes clusters and Nodes observed, and the Nodes matched to a VM.
+	KubeClusters     int `json:"kube_clusters,omitempty"`
+	KubeNodes        int `json:"kube_nodes,omitempty"`
+	MatchedKubeNodes int `json:"matched_kube_nodes,omitempty"`
+	Critical         int `json:"critical"`
+	Warning          int `json:"warning"`
+	Info             int `json:"info"`
 	// Highest is the most severe finding's severity, "" when there is none.
 	Highest Severity `json:"highest,omitempty"`
 }
@@ -39,6 +46,9 @@ type Summary struct {
 type VMStatus struct {
 	VM
 	NodeIDs []string `json:"node_ids,omitempty"`
+	// KubeNodes are the Kubernetes Nodes it was matched to, as
+	// KubeNodeKey ("CLUSTER/NODE"), sorted.
+	KubeNodes []string `json:"kube_nodes,omitempty"`
 	// Guest is the latest guest probe of the VM (audit -verify), errors included.
 	Guest *GuestIdentity `json:"guest,omitempty"`
 }
@@ -76,4 +86,25 @@ func Sources(snap Snapshot) []string {
 		out = append(out, "kubernetes "+k.Name)
 	}
 	return out
+}
+
+// KubeNodeStatus is a Kubernetes Node with the VMs each of its identities
+// matched.
+type KubeNodeStatus struct {
+	Cluster      string                `json:"cluster"`
+	Name         string                `json:"name"`
+	UID          string                `json:"uid,omitempty"`
+	Ready        string                `json:"ready"`
+	ControlPlane bool                  `json:"control_plane,omitempty"`
+	Flips        int                   `json:"flips"`
+	Identities   []MatchedKubeIdentity `json:"identities"`
+	VMs          []string              `json:"vms"`     // names of the distinct VMs matched
+	VMRefs       []string              `json:"vm_refs"` // same order as VMs
+}
+
+// MatchedKubeIdentity is one identity of a Node and the VMs it matched.
+type MatchedKubeIdentity struct {
+	KubeIdentity
+	VMRefs   []string `json:"vm_refs"`
+	Evidence []string `json:"evidence"` // why it matched ("systemUUID … = BIOS UUID of VM wk-01", ...)
 }

@@ -103,6 +103,11 @@ func (st *state) sharedFinding(id string, ns *nodeState, holders, guestHolders [
 		}
 	}
 	f.Remedy = sharedRemedy(id, st.names(vms, orig), orig >= 0)
+	if mgr, ev := st.swarmManager(id, vms...); mgr {
+		f.Evidence = append(f.Evidence, ev)
+		f.Remedy = fmt.Sprintf("Node %s is a swarm MANAGER: a copy holds the raft log (every service, secret and config) and the cluster's root CA key, and fighting over the node can break the raft quorum. "+
+			"Disconnect the copy's network adapter in vSphere first; afterwards rotate the join tokens (`docker swarm join-token --rotate worker`, and `manager`) and the CA (`docker swarm ca --rotate`). ", id) + f.Remedy
+	}
 	return f
 }
 
@@ -134,7 +139,14 @@ func (st *state) firstSeenRank(ns *nodeState) map[int]int {
 			note(v, d.FirstSeen)
 		}
 	}
-	hs := slices.Sorted(maps.Keys(ns.firstDesc))
+	return rankFirstSeen(ns.firstDesc, first)
+}
+
+// rankFirstSeen ranks holders (VM → index of the first identity it
+// matched) by first (VM → earliest time its identity was seen; unknown
+// times rank after known ones), ties by the first identity they matched.
+func rankFirstSeen(firstIdx map[int]int, first map[int]time.Time) map[int]int {
+	hs := slices.Sorted(maps.Keys(firstIdx))
 	slices.SortStableFunc(hs, func(a, b int) int {
 		fa, oka := first[a]
 		fb, okb := first[b]
@@ -148,7 +160,7 @@ func (st *state) firstSeenRank(ns *nodeState) map[int]int {
 		case okb:
 			return 1
 		}
-		return cmp.Compare(ns.firstDesc[a], ns.firstDesc[b])
+		return cmp.Compare(firstIdx[a], firstIdx[b])
 	})
 	rank := make(map[int]int, len(hs))
 	for k, v := range hs {
@@ -504,10 +516,14 @@ func (st *state) nearestNodeAncestor(i int) (int, bool) {
 	return -1, false
 }
 
+// clones reports copies of swarm node VMs (by lineage) that have not
+// rejoined as a node of their own, powered on or not: a powered-off or
+// suspended copy is Dormant, it takes over the node when powered on. A copy
+// of a manager is critical.
 func (st *state) clones(covered map[string]bool) []Finding {
 	var out []Finding
 	for i, v := range st.ix.vms {
-		if v.Template || !v.PoweredOn() {
+		if v.Template {
 			continue
 		}
 		a, ok := st.nearestNodeAncestor(i)
@@ -539,26 +555,77 @@ func (st *state) clones(covered map[string]bool) []Finding {
 					a = b
 				}
 			}
-			src := st.ix.vms[a]
-			f := st.finding(KindCloneOfSwarmNode, Warning, id, []int{a, i}, a)
-			f.Evidence = append(f.Evidence,
-				st.lineageFact(i, a),
-				fmt.Sprintf("VM %s is swarm node %s", src.Name, id),
-				fmt.Sprintf("VM %s is powered on and carries a copy of %s's disk, including /var/lib/docker/swarm, unless it was cleaned", v.Name, src.Name))
-			if slices.Contains(own, id) {
-				f.Evidence = append(f.Evidence, fmt.Sprintf("VM %s was also seen answering as node %s", v.Name, id))
-			} else {
-				f.Evidence = append(f.Evidence, fmt.Sprintf("the manager has not seen VM %s as node %s during this observation (Docker off or not yet started): it takes over the node as soon as its Docker runs", v.Name, id))
-			}
-			if v.GuestHostname != "" && HostnameMatches(v.GuestHostname, src.GuestHostname) {
-				f.Evidence = append(f.Evidence, fmt.Sprintf("VM %s also kept the guest hostname %s", v.Name, v.GuestHostname))
-			}
-			f.Remedy = fmt.Sprintf("Leave %s alone. On %s: %s Do NOT remove node %s on a manager: it belongs to %s, and a removed ID is blacklisted.",
-				src.Name, v.Name, cleanCopySteps, id, src.Name)
-			out = append(out, f)
+			out = append(out, st.cloneFinding(id, a, i))
 		}
 	}
 	return out
+}
+
+func (st *state) cloneFinding(id string, a, i int) Finding {
+	v, src := st.ix.vms[i], st.ix.vms[a]
+	mgr, mgrEv := st.swarmManager(id, a, i)
+	sev := Warning
+	if mgr {
+		sev = Critical
+	}
+	f := st.finding(KindCloneOfSwarmNode, sev, id, []int{a, i}, a)
+	f.Evidence = append(f.Evidence, st.lineageFact(i, a), fmt.Sprintf("VM %s is swarm node %s", src.Name, id))
+	if mgr {
+		f.Evidence = append(f.Evidence, mgrEv)
+	}
+	switch {
+	case !v.PoweredOn():
+		f.Dormant = true
+		when := "powered on"
+		if v.PowerState == "suspended" {
+			when = "resumed"
+		}
+		f.Evidence = append(f.Evidence, fmt.Sprintf("VM %s is %s and carries a copy of %s's disk, including /var/lib/docker/swarm, unless it was cleaned: it takes over node %s when %s",
+			v.Name, orUnknown(v.PowerState), src.Name, id, when))
+	case slices.Contains(st.vmNodes[i], id):
+		f.Evidence = append(f.Evidence, fmt.Sprintf("VM %s is powered on and carries a copy of %s's disk, including /var/lib/docker/swarm, unless it was cleaned", v.Name, src.Name),
+			fmt.Sprintf("VM %s was also seen answering as node %s", v.Name, id))
+	default:
+		f.Evidence = append(f.Evidence, fmt.Sprintf("VM %s is powered on and carries a copy of %s's disk, including /var/lib/docker/swarm, unless it was cleaned", v.Name, src.Name),
+			fmt.Sprintf("the manager has not seen VM %s as node %s during this observation (Docker off or not yet started): it takes over the node as soon as its Docker runs", v.Name, id))
+	}
+	if v.GuestHostname != "" && HostnameMatches(v.GuestHostname, src.GuestHostname) {
+		f.Evidence = append(f.Evidence, fmt.Sprintf("VM %s also kept the guest hostname %s", v.Name, v.GuestHostname))
+	}
+	if mgr {
+		f.Remedy = managerCopyRemedy(id, src.Name, v.Name)
+	} else {
+		f.Remedy = fmt.Sprintf("Leave %s alone. On %s: %s Do NOT remove node %s on a manager: it belongs to %s, and a removed ID is blacklisted.",
+			src.Name, v.Name, cleanCopySteps, id, src.Name)
+	}
+	return f
+}
+
+// swarmManager reports whether node id is a manager: its role in a swarm
+// observed, or the role of the certificate a guest probe of one of vms read.
+func (st *state) swarmManager(id string, vms ...int) (bool, string) {
+	for _, ns := range st.nodes {
+		if ns.node.ID == id && strings.EqualFold(ns.node.Role, "manager") {
+			return true, fmt.Sprintf("node %s is a swarm MANAGER (role manager in swarm %s)", id, orUnknown(ns.cluster))
+		}
+	}
+	for _, i := range vms {
+		if g, ok := st.guests[i]; ok && g.NodeID == id && g.Role == "swarm-manager" {
+			return true, fmt.Sprintf("node %s is a swarm MANAGER (swarm-node.crt OU swarm-manager in VM %s)", id, st.ix.vms[i].Name)
+		}
+	}
+	return false, ""
+}
+
+// managerCopyRemedy is the fix for a copy of a manager VM: why it is
+// critical, and what to do about it.
+func managerCopyRemedy(id, src, cp string) string {
+	return fmt.Sprintf("%s is a copy of swarm MANAGER %s: its /var/lib/docker/swarm holds the raft log (every service, secret and config of the swarm) and the cluster's root CA key, "+
+		"and started on the network it rejoins raft as manager %s, which can break the quorum and corrupt the cluster state. "+
+		"Leave %s alone. Never power %s on with its network connected: disconnect its network adapter in vSphere first. Then, on %s: %s "+
+		"Treat its disk as secret as the manager's (delete the VM once nothing on it is needed). If it ever ran connected, rotate the join tokens "+
+		"(`docker swarm join-token --rotate worker`, and `manager`) and the CA (`docker swarm ca --rotate`). Do NOT remove node %s on a manager: it belongs to %s, and a removed ID is blacklisted.",
+		cp, src, id, src, cp, cp, cleanCopySteps, id, src)
 }
 
 func (st *state) templates() []Finding {
@@ -608,7 +675,13 @@ func (st *state) templates() []Finding {
 			if h.src >= 0 {
 				vms = []int{h.src, i}
 			}
-			f := st.finding(KindTemplateCarriesSwarm, Warning, id, vms, h.src)
+			sev := Warning
+			mgr, mgrEv := st.swarmManager(id, vms...)
+			if mgr {
+				sev = Critical
+				h.ev = append(h.ev, mgrEv+": every VM deployed from this template carries the swarm's raft log and root CA key")
+			}
+			f := st.finding(KindTemplateCarriesSwarm, sev, id, vms, h.src)
 			f.Evidence = append(h.ev, "every VM deployed from this template boots with the node's swarm state and takes over the node when its Docker starts")
 			f.Remedy = fmt.Sprintf("Do not deploy from %s as it is. Convert it to a VM, power it on with its network disconnected, run `systemctl disable --now docker.service docker.socket`, "+
 				"move /var/lib/docker/swarm aside (also delete /var/lib/docker/engine-id, /etc/docker/key.json on old engines, and empty /etc/machine-id), power it off and convert it back to a template. "+

@@ -168,4 +168,11 @@ type History struct {
 	// Lineage holds VM lineage learned earlier, by VM ref; vCenter's event
 	// retention may since have dropped the events.
 	Lineage map[string]Lineage
+	// KubeNodes holds the identities each Kubernetes Node showed in earlier
+	// runs, keyed by KubeNodeKey(cluster, node name).
+	KubeNodes map[string][]KubeIdentity
 }
+
+// KubeNodeKey is the key of a Kubernetes Node across clusters and runs
+// (History.KubeNodes, VMStatus.KubeNodes): "CLUSTER/NODE".
+func KubeNodeKey(cluster, node string) string { return cluster + "/" + node }

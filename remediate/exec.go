@@ -75,15 +75,18 @@ type PreflightError struct{ Lines []string }
 
 func (e *PreflightError) Error() string { return strings.Join(e.Lines, "; ") }
 
-// Preflight checks, before anything is changed, that every disable-docker
-// entry's guest accepts the credentials and runs scripts as root. It
-// returns a *PreflightError naming every VM that does not.
+// Preflight checks, before anything is changed, that the guest of every
+// disable-docker and disable-kubelet entry accepts the credentials and runs
+// scripts as root. It returns a *PreflightError naming every VM that does
+// not (once per VM).
 func (x *Executor) Preflight(ctx context.Context, p Plan) error {
 	var lines []string
+	checked := map[string]bool{}
 	for _, e := range p.Entries {
-		if e.Action != ActionDisableDocker {
+		if e.Action != ActionDisableDocker && e.Action != ActionDisableKubelet || checked[infoKey(e.VM)] {
 			continue
 		}
+		checked[infoKey(e.VM)] = true
 		if err := x.checkGuest(ctx, e.VM); err != "" {
 			lines = append(lines, fmt.Sprintf("%s (%s): %s", e.VM.Name, e.VM.Ref, err))
 		}
@@ -110,7 +113,7 @@ func (x *Executor) checkGuest(ctx context.Context, v VMInfo) string {
 		if _, perr := strconv.Atoi(uid); perr != nil {
 			uid = "unknown"
 		}
-		return fmt.Sprintf("guest user is not root (uid %s): disable-docker needs root", uid)
+		return fmt.Sprintf("guest user is not root (uid %s): disable-docker and disable-kubelet need root", uid)
 	}
 	return ""
 }
@@ -215,14 +218,20 @@ func (x *Executor) Apply(ctx context.Context, p Plan) ([]Outcome, error) {
 func (x *Executor) run(ctx context.Context, e Entry) (changed bool, detail string, err error) {
 	switch e.Action {
 	case ActionDisableDocker:
-		return x.disableDocker(ctx, e)
+		return x.guestScript(ctx, e, script(e.ForgetIdentity, x.stamp()))
+	case ActionDisableKubelet:
+		return x.guestScript(ctx, e, kubeletScript(x.stamp()))
 	case ActionPowerOff:
 		return x.powerOff(ctx, e)
 	}
 	return false, "", fmt.Errorf("unknown action %q", e.Action)
 }
 
-func (x *Executor) disableDocker(ctx context.Context, e Entry) (bool, string, error) {
+func (x *Executor) stamp() string { return x.now().UTC().Format("20060102T150405Z") }
+
+// guestScript runs a disable-docker or disable-kubelet script in the guest
+// and reads its report.
+func (x *Executor) guestScript(ctx context.Context, e Entry, sh string) (bool, string, error) {
 	auth := x.auth(e.VM)
 	if auth == nil {
 		return false, "", errors.New("no guest credentials")
@@ -233,8 +242,7 @@ func (x *Executor) disableDocker(ctx context.Context, e Entry) (bool, string, er
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	stamp := x.now().UTC().Format("20060102T150405Z")
-	code, out, stderr, err := guest.Run(ctx, x.client(e.VM), ref(e.VM), auth, script(e.ForgetIdentity, stamp))
+	code, out, stderr, err := guest.Run(ctx, x.client(e.VM), ref(e.VM), auth, sh)
 	if err != nil {
 		return false, "", errors.New(guest.Describe(err))
 	}

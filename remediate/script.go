@@ -124,6 +124,92 @@ fi
 echo "end=ok"
 `
 
+// kubeletBackupRoot is where disable-kubelet moves the kubelet credentials:
+// outside /var/lib/kubelet and /etc/kubernetes, whose contents `kubeadm
+// reset` deletes.
+const kubeletBackupRoot = "/var/backups"
+
+// disableKubeletScript is the guest script of disable-kubelet: `systemctl
+// disable --now kubelet`, then the kubelet's credentials (/var/lib/kubelet/pki,
+// /etc/kubernetes/kubelet.conf) are moved into
+// /var/backups/vmreconcile-kubelet-STAMP (never deleted). It is idempotent
+// like the disable-docker script and reports in the same format:
+//
+//	remediate=vmreconcile/1     first line
+//	uid=0
+//	agent=kubelet
+//	before.kubelet.service=ENABLED/ACTIVE
+//	disable=done kubelet|already
+//	moved=SRC DST               one per item moved
+//	identity=moved|already|absent
+//	backup=DIR                  when there is one
+//	error=MSG                   on failure (exit code not 0)
+//	end=ok                      last line
+//
+// A kubelet process still running after the unit is stopped (one not run by
+// kubelet.service: MKE runs its kubelet under Docker) is an error before
+// anything is moved: a running kubelet keeps its certificate in memory and
+// goes on writing the Node.
+const disableKubeletScript = `PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+LC_ALL=C
+export PATH LC_ALL
+stamp=%s
+echo "remediate=vmreconcile/1"
+uid=$(id -u 2>/dev/null)
+echo "uid=$uid"
+echo "agent=kubelet"
+if [ "$uid" != 0 ]; then echo "error=guest user is not root (uid $uid): stopping kubelet needs root"; exit 10; fi
+if ! command -v systemctl >/dev/null 2>&1; then echo "error=systemctl not found: only systemd guests are supported"; exit 11; fi
+st() { systemctl "$1" "$2" 2>/dev/null | head -n 1; }
+u=kubelet.service
+e=$(st is-enabled $u)
+a=$(st is-active $u)
+echo "before.$u=${e:-not-found}/${a:-unknown}"
+need=
+case "$e" in enabled*|linked*) need=1 ;; esac
+case "$a" in active|activating|reloading) need=1 ;; esac
+if [ -n "$need" ]; then
+	if systemctl disable --now kubelet >/dev/null 2>&1; then
+		echo "disable=done kubelet"
+	else
+		echo "error=systemctl disable --now kubelet failed"; exit 12
+	fi
+else
+	echo "disable=already"
+fi
+case "$(st is-active $u)" in active|activating|reloading) echo "error=$u is still active after systemctl disable --now"; exit 13 ;; esac
+case "$(st is-enabled $u)" in enabled*|linked*) echo "error=$u is still enabled after systemctl disable --now"; exit 13 ;; esac
+if command -v pidof >/dev/null 2>&1 && pidof kubelet >/dev/null 2>&1; then
+	echo "error=a kubelet process still runs outside kubelet.service (MKE runs it under Docker: use disable-docker); nothing moved"; exit 13
+fi
+root=` + kubeletBackupRoot + `
+b="$root/vmreconcile-kubelet-$stamp"
+items=
+for i in /var/lib/kubelet/pki /etc/kubernetes/kubelet.conf; do
+	if [ -e "$i" ] || [ -L "$i" ]; then items="$items $i"; fi
+done
+prev=$(ls -d "$root"/vmreconcile-kubelet-* 2>/dev/null | tail -n 1)
+if [ -z "$items" ]; then
+	if [ -n "$prev" ]; then echo "identity=already"; echo "backup=$prev"; else echo "identity=absent"; fi
+else
+	if [ ! -d "$b" ]; then
+		if ! mkdir -p "$root" || ! mkdir -m 700 "$b"; then echo "error=cannot create $b"; exit 14; fi
+	fi
+	for i in $items; do
+		case "$i" in */pki) d="$b/kubelet-pki" ;; *) d="$b/kubelet.conf" ;; esac
+		if [ -e "$d" ]; then echo "error=$d already exists: not overwriting a backup"; exit 14; fi
+		if ! mv "$i" "$d"; then echo "error=cannot move $i to $d"; exit 14; fi
+		echo "moved=$i $d"
+	done
+	echo "identity=moved"
+	echo "backup=$b"
+fi
+echo "end=ok"
+`
+
+// kubeletScript returns the disable-kubelet guest script.
+func kubeletScript(stamp string) string { return fmt.Sprintf(disableKubeletScript, stamp) }
+
 // script returns the disable-docker guest script.
 func script(forget bool, stamp string) string {
 	f := 0
@@ -133,8 +219,11 @@ func script(forget bool, stamp string) string {
 	return fmt.Sprintf(disableScript, f, stamp)
 }
 
-// GuestReport is the parsed stdout of the disable-docker script.
+// GuestReport is the parsed stdout of the disable-docker and
+// disable-kubelet scripts.
 type GuestReport struct {
+	// Agent is what the script disables: "kubelet", or "" for Docker.
+	Agent      string
 	DockerRoot string
 	Before     []string // "docker.service=enabled/active"
 	Disabled   []string // units the script disabled; empty when already disabled
@@ -153,7 +242,7 @@ func (r GuestReport) Changed() bool {
 	return len(r.Disabled) > 0 || len(r.Moved) > 0 || len(r.Copied) > 0 || r.SwarmLeave == "done"
 }
 
-// ParseGuestReport parses the disable-docker script's stdout.
+// ParseGuestReport parses the disable-docker or disable-kubelet script's stdout.
 func ParseGuestReport(out []byte) (GuestReport, error) {
 	var r GuestReport
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -173,6 +262,8 @@ func ParseGuestReport(out []byte) (GuestReport, error) {
 		switch {
 		case k == "docker_root":
 			r.DockerRoot = v
+		case k == "agent":
+			r.Agent = v
 		case strings.HasPrefix(k, "before."):
 			r.Before = append(r.Before, strings.TrimPrefix(k, "before.")+"="+v)
 		case k == "disable":
@@ -209,6 +300,8 @@ func (r GuestReport) Summary() string {
 	switch {
 	case len(r.Disabled) > 0:
 		parts = append(parts, "systemctl disable --now "+strings.Join(r.Disabled, " "))
+	case r.Already && r.Agent == "kubelet":
+		parts = append(parts, "kubelet already disabled and inactive")
 	case r.Already:
 		parts = append(parts, "Docker already disabled and inactive (nothing to do)")
 	}
