@@ -63,11 +63,11 @@ type Outcome struct {
 // run (a *collect.SourceError naming it): a partial snapshot is never
 // returned as if it were whole.
 func Run(ctx context.Context, src *Sources, opts Options) (Outcome, error) {
-	vcs, sws, err := src.Connect(ctx)
+	conn, err := src.Connect(ctx)
 	if err != nil {
 		return Outcome{}, err
 	}
-	snap, err := collect.Snapshot(ctx, vcs, sws, collect.Options{Observe: opts.Observe, Progress: opts.Progress})
+	snap, err := collect.Snapshot(ctx, conn, collect.Options{Observe: opts.Observe, Progress: opts.Progress})
 	if err != nil {
 		return Outcome{}, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/kube"
 	"github.com/vmreconcile/vmreconcile/swarm"
 	"github.com/vmreconcile/vmreconcile/vsphere"
 )
@@ -29,6 +30,7 @@ type Sources struct {
 	timeout time.Duration
 	vcs     []*VCenterSource
 	sws     []*SwarmSource
+	kubes   []*KubeSource
 }
 
 // NewSources prepares the sources of cfg; nothing is contacted yet.
@@ -43,6 +45,9 @@ func NewSources(cfg config.Config) *Sources {
 	for i, sw := range cfg.Swarms {
 		s.sws = append(s.sws, newSwarmSource(i, sw))
 	}
+	for i, k := range cfg.Kubernetes {
+		s.kubes = append(s.kubes, newKubeSource(i, k))
+	}
 	return s
 }
 
@@ -56,6 +61,9 @@ func (s *Sources) Labels() []string {
 	for _, w := range s.sws {
 		out = append(out, w.label)
 	}
+	for _, k := range s.kubes {
+		out = append(out, k.label)
+	}
 	return out
 }
 
@@ -63,26 +71,32 @@ func (s *Sources) Labels() []string {
 func (s *Sources) HasVCenter() bool { return len(s.vcs) > 0 }
 
 // Connect returns every source of this run: each vCenter's session (logging
-// in when needed) and, for each swarm, the first manager that answers. Its
-// errors are *collect.SourceError.
-func (s *Sources) Connect(ctx context.Context) ([]collect.VCenter, []collect.Swarm, error) {
-	var sws []collect.Swarm
+// in when needed), for each swarm the first manager that answers, each
+// Kubernetes cluster's client. Its errors are *collect.SourceError.
+func (s *Sources) Connect(ctx context.Context) (collect.Sources, error) {
+	var out collect.Sources
 	for _, w := range s.sws {
 		name, cli, err := w.current(ctx, s.timeout)
 		if err != nil {
-			return nil, nil, err
+			return collect.Sources{}, err
 		}
-		sws = append(sws, collect.Swarm{Name: name, Client: cli})
+		out.Swarms = append(out.Swarms, collect.Swarm{Name: name, Client: cli})
 	}
-	var vcs []collect.VCenter
+	for _, k := range s.kubes {
+		c, err := k.get(s.timeout)
+		if err != nil {
+			return collect.Sources{}, err
+		}
+		out.Kubernetes = append(out.Kubernetes, collect.Kube{Name: c.Name(), Client: c})
+	}
 	for _, v := range s.vcs {
 		c, err := v.get(ctx, s.timeout)
 		if err != nil {
-			return nil, nil, err
+			return collect.Sources{}, err
 		}
-		vcs = append(vcs, c)
+		out.VCenters = append(out.VCenters, c)
 	}
-	return vcs, sws, nil
+	return out, nil
 }
 
 // Failed makes the source an error names reconnect (a vCenter) or try its
@@ -375,3 +389,52 @@ func (s *SwarmSource) close() {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// KubeSource is one configured Kubernetes cluster and its client.
+type KubeSource struct {
+	cfg   config.Kubernetes
+	key   string // the config key, "kubernetes[0]"
+	label string // "kubernetes NAME"
+
+	mu     sync.Mutex
+	client *kube.Client
+}
+
+func newKubeSource(i int, c config.Kubernetes) *KubeSource {
+	name := c.Name
+	switch {
+	case name != "":
+	case c.Context != "":
+		name = c.Context
+	case c.InCluster:
+		name = "in-cluster"
+	default:
+		name = "current-context"
+	}
+	return &KubeSource{cfg: c, key: fmt.Sprintf("kubernetes[%d]", i), label: "kubernetes " + name}
+}
+
+// Kubernetes returns the Kubernetes sources.
+func (s *Sources) Kubernetes() []*KubeSource { return s.kubes }
+
+// Label is "kubernetes NAME".
+func (k *KubeSource) Label() string { return k.label }
+
+// Get returns the cluster's client (made on first use; no network call).
+func (k *KubeSource) Get(timeout time.Duration) (*kube.Client, error) { return k.get(timeout) }
+
+// get makes the client on first use. A kubeconfig that cannot be read or
+// names no such context is bad input (*ClientError).
+func (k *KubeSource) get(timeout time.Duration) (*kube.Client, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.client == nil {
+		c, err := kube.NewClient(kube.Options{Name: k.cfg.Name, Kubeconfig: k.cfg.Kubeconfig, Context: k.cfg.Context,
+			InCluster: k.cfg.InCluster, Timeout: timeout})
+		if err != nil {
+			return nil, &collect.SourceError{Source: k.label, Err: &ClientError{Err: fmt.Errorf("%s: %w", k.key, err)}}
+		}
+		k.client = c
+	}
+	return k.client, nil
+}

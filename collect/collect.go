@@ -16,6 +16,7 @@ import (
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/types"
 
+	"github.com/vmreconcile/vmreconcile/kube"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/swarm"
 	"github.com/vmreconcile/vmreconcile/vsphere"
@@ -35,6 +36,19 @@ type VCenter struct {
 type Swarm struct {
 	Name   string
 	Client client.APIClient
+}
+
+// Kube is one connected Kubernetes cluster.
+type Kube struct {
+	Name   string
+	Client *kube.Client
+}
+
+// Sources are the connected sources of one collection.
+type Sources struct {
+	VCenters   []VCenter
+	Swarms     []Swarm
+	Kubernetes []Kube
 }
 
 // Options tune a collection.
@@ -58,7 +72,8 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // side overlap in time: swarm observation may take a window of seconds, and
 // the inventory is collected meanwhile. The first source error is returned;
 // a partial snapshot is never returned as if it were whole.
-func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (reconcile.Snapshot, error) {
+func Snapshot(ctx context.Context, src Sources, opts Options) (reconcile.Snapshot, error) {
+	vcs, sws := src.VCenters, src.Swarms
 	progress := opts.Progress
 	if progress == nil {
 		progress = func(string, ...any) {}
@@ -77,7 +92,7 @@ func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (re
 		vcLeft    atomic.Int32
 	)
 	vcLeft.Store(int32(len(vcs)))
-	observing.Store(int32(len(sws)))
+	observing.Store(int32(len(sws) + len(src.Kubernetes)))
 	fail := func(source string, err error) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -127,6 +142,22 @@ func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (re
 			mu.Unlock()
 		}()
 	}
+	for _, k := range src.Kubernetes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			progress("observing Kubernetes cluster %s", k.Name)
+			cl, err := kube.Observe(ctx, k.Client, kube.ObserveOptions{Lookback: opts.Observe.Lookback, Window: opts.Observe.Window})
+			observing.Add(-1)
+			if err != nil {
+				fail("kubernetes "+k.Name, err)
+				return
+			}
+			mu.Lock()
+			snap.Kubernetes = append(snap.Kubernetes, cl)
+			mu.Unlock()
+		}()
+	}
 	wg.Wait()
 	if first != nil {
 		return reconcile.Snapshot{}, first
@@ -142,6 +173,7 @@ func Snapshot(ctx context.Context, vcs []VCenter, sws []Swarm, opts Options) (re
 		return snap.VMs[i].Path < snap.VMs[j].Path
 	})
 	sort.Slice(snap.Swarms, func(i, j int) bool { return snap.Swarms[i].Endpoint < snap.Swarms[j].Endpoint })
+	sort.Slice(snap.Kubernetes, func(i, j int) bool { return snap.Kubernetes[i].Name < snap.Kubernetes[j].Name })
 	return snap, nil
 }
 

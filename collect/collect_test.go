@@ -55,7 +55,7 @@ func world(tb testing.TB, vms, nodes int) ([]VCenter, []Swarm, *dockersim.Engine
 func TestSnapshot(t *testing.T) {
 	vcs, sws, sim := world(t, 20, 30)
 	var steps []string
-	snap, err := Snapshot(context.Background(), vcs, sws, Options{
+	snap, err := Snapshot(context.Background(), Sources{VCenters: vcs, Swarms: sws}, Options{
 		Observe:  swarm.ObserveOptions{Lookback: time.Minute},
 		Progress: func(f string, a ...any) { steps = append(steps, fmt.Sprintf(f, a...)) },
 	})
@@ -86,7 +86,7 @@ func TestSnapshot(t *testing.T) {
 func TestSnapshotSourceError(t *testing.T) {
 	vcs, sws, sim := world(t, 4, 2)
 	sim.SetMode(dockersim.ModeWorker)
-	snap, err := Snapshot(context.Background(), vcs, sws, Options{})
+	snap, err := Snapshot(context.Background(), Sources{VCenters: vcs, Swarms: sws}, Options{})
 	var se *SourceError
 	if !errors.As(err, &se) || !strings.HasPrefix(se.Source, "swarm ") || !swarm.IsNotManager(err) {
 		t.Fatalf("err = %v", err)
@@ -102,7 +102,7 @@ func BenchmarkSnapshotAndReconcile(b *testing.B) {
 	vcs, sws, _ := world(b, 2000, 1000)
 	b.ResetTimer()
 	for b.Loop() {
-		snap, err := Snapshot(context.Background(), vcs, sws, Options{Observe: swarm.ObserveOptions{Lookback: time.Minute}})
+		snap, err := Snapshot(context.Background(), Sources{VCenters: vcs, Swarms: sws}, Options{Observe: swarm.ObserveOptions{Lookback: time.Minute}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -237,6 +237,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wwg.Add(1)
 		go func() { defer wwg.Done(); d.watchSwarm(watchCtx, s) }()
 	}
+	for _, k := range d.src.Kubernetes() {
+		wwg.Add(1)
+		go func() { defer wwg.Done(); d.watchKube(watchCtx, k) }()
+	}
 	for _, v := range d.src.VCenters() {
 		wwg.Add(1)
 		go func() { defer wwg.Done(); d.watchVCenter(watchCtx, v) }()
@@ -554,8 +558,14 @@ func (d *Daemon) refreshOpen(ctx context.Context) {
 	d.m.setOpenFindings(open)
 	nodes := map[string]bool{}
 	for _, f := range open {
-		if f.NodeID != "" && (f.Kind == reconcile.KindSharedNodeID || f.Kind == reconcile.KindNodeFlapping) {
+		switch {
+		case f.NodeID != "" && (f.Kind == reconcile.KindSharedNodeID || f.Kind == reconcile.KindNodeFlapping):
 			nodes[f.NodeID] = true
+		case f.Kind == reconcile.KindSharedK8sNode || f.Kind == reconcile.KindK8sNodeFlapping:
+			// Kubernetes keys read KIND|CLUSTER/NODE|VMS: the watcher's node ID.
+			if parts := strings.SplitN(f.Key, "|", 3); len(parts) == 3 {
+				nodes[parts[1]] = true
+			}
 		}
 	}
 	d.mu.Lock()

@@ -23,8 +23,8 @@ func NewRunner(cfg config.Config, src *audit.Sources, logins *guest.Logins, st *
 	if err := s.Normalize(); err != nil {
 		return nil, &config.Error{Key: "policy", Msg: err.Error()}
 	}
-	if cfg.Policy.Remediate == "on" && s.Action == remediate.ActionDisableDocker && !logins.Any() {
-		return nil, &config.Error{Key: "guest.login", Msg: "policy.remediate is on with action disable-docker, but no guest login is configured (fix: set guest.login or guest.logins, or policy.action: power-off)"}
+	if cfg.Policy.Remediate == "on" && s.Action != remediate.ActionPowerOff && !logins.Any() {
+		return nil, &config.Error{Key: "guest.login", Msg: fmt.Sprintf("policy.remediate is on with action %s, but no guest login is configured (fix: set guest.login or guest.logins, or policy.action: power-off)", s.Action)}
 	}
 	r := &remediate.Runner{
 		Sessions:        src,

@@ -67,6 +67,8 @@ vCenter: -u, -k, -dc and GOVC_URL, GOVC_USERNAME, GOVC_PASSWORD, GOVC_INSECURE,
 GOVC_DATACENTER, GOVC_TLS_CA_CERTS, GOVC_TLS_KNOWN_HOSTS, as govc.
 Swarm: -H, or DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, as the docker
 CLI (an MKE client bundle's env.sh works as it is); default the local socket.
+Kubernetes: -kubeconfig, KUBECONFIG, -kube-context, as kubectl; default
+~/.kube/config. A default that is absent is skipped with a note.
 
 Exit: 0 clean, 1 runtime error, 2 usage or config error, 3 findings at or
 above -fail-on.
@@ -81,6 +83,10 @@ func (cmd *auditCmd) Run(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		return usagef("unexpected argument %q (fix: audit takes only flags)", args[0])
 	}
+	if err := cmd.needCluster(); err != nil {
+		return err
+	}
+	cmd.printNotes("audit")
 	src := audit.NewSources(cmd.cfg)
 	defer src.Close()
 	opts := audit.Options{Observe: audit.Observe(cmd.cfg.Observe), Progress: progress()}

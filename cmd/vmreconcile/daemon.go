@@ -61,8 +61,8 @@ func (cmd *daemonCmd) Process(ctx context.Context) error {
 	for _, wh := range cfg.Alerts.Webhooks {
 		addSecret(wh.Secret.Reveal())
 	}
-	if len(cfg.Swarms) == 0 {
-		return usagef("no cluster to watch: the config has no swarms (fix: a swarms: entry with the managers' hosts; vcenters may be empty)")
+	if len(cfg.Swarms) == 0 && len(cfg.Kubernetes) == 0 {
+		return usagef("no cluster to watch: the config has no swarms and no kubernetes (fix: a swarms: entry with the managers' hosts, or a kubernetes: entry; vcenters may be empty)")
 	}
 	cmd.cfg = cfg
 	return nil

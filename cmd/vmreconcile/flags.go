@@ -16,6 +16,7 @@ import (
 
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/guest"
+	"github.com/vmreconcile/vmreconcile/kube"
 )
 
 // Limits of the observation flags: beyond them a value is a typo, and a
@@ -43,6 +44,9 @@ type settingsFlag struct {
 	host              string
 	observe, lookback time.Duration
 
+	// Kubernetes, as kubectl: -kubeconfig, KUBECONFIG, -kube-context.
+	kubeconfig, kubeContext string
+
 	// Guest operations, as govc: -l, GOVC_GUEST_LOGIN.
 	login       string
 	concurrency int
@@ -57,6 +61,8 @@ type settingsFlag struct {
 	// vcFromFlags: the vCenter came from -u or GOVC_URL (errors name the
 	// flags), not from the config file (errors name its keys).
 	vcFromFlags bool
+	// notes say which default sources were skipped (absent), for stderr.
+	notes []string
 }
 
 func (f *settingsFlag) Register(fs *flag.FlagSet) {
@@ -72,6 +78,8 @@ func (f *settingsFlag) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.host, "H", "", "Docker host of a swarm manager [DOCKER_HOST]; TLS from DOCKER_TLS_VERIFY, DOCKER_CERT_PATH")
 	fs.DurationVar(&f.observe, "observe", 0, "Sample the manager's node list for this long (0 = one sample; at most 1h); a shared node shows one identity at a time")
 	fs.DurationVar(&f.lookback, "lookback", 10*time.Minute, "Replay the manager's node events of this long ago (0 = none; at most 720h)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "Kubernetes: kubeconfig file (default: KUBECONFIG, else ~/.kube/config when it exists)")
+	fs.StringVar(&f.kubeContext, "kube-context", "", "Kubernetes: kubeconfig context (default: its current-context)")
 	fs.StringVar(&f.login, "l", "", "Guest login user:password [GOVC_GUEST_LOGIN]")
 	fs.IntVar(&f.concurrency, "guest-concurrency", 4, "Guest operations on at most this many VMs at once")
 	fs.DurationVar(&f.guestTO, "guest-timeout", 2*time.Minute, "Give up on one VM's guest operations after this long")
@@ -98,7 +106,7 @@ func (f *settingsFlag) Process() error {
 	if err != nil {
 		return err
 	}
-	for _, step := range []func(*config.Config) error{f.vcenter, f.swarm, f.observation, f.guest, f.rest} {
+	for _, step := range []func(*config.Config) error{f.vcenter, f.swarm, f.kubernetes, f.observation, f.guest, f.rest} {
 		if err := step(&cfg); err != nil {
 			return err
 		}
@@ -184,7 +192,12 @@ func (f *settingsFlag) swarm(cfg *config.Config) error {
 		return nil
 	}
 	if host == "" {
-		host, source = "unix:///var/run/docker.sock", "the default Docker socket"
+		// The default: the local engine, when there is one.
+		if _, err := os.Stat(defaultDockerSocket); err != nil {
+			f.notes = append(f.notes, "no swarm manager given and "+defaultDockerSocket+" absent: swarm side skipped (fix: -H or DOCKER_HOST)")
+			return nil
+		}
+		host, source = "unix://"+defaultDockerSocket, "the default Docker socket"
 	}
 	if err := config.ValidateDockerHost(host); err != nil {
 		return usagef("%s: %s", source, err)
@@ -213,6 +226,29 @@ func (f *settingsFlag) swarm(cfg *config.Config) error {
 		}
 	}
 	cfg.Swarms = []config.Swarm{sw}
+	return nil
+}
+
+// defaultDockerSocket is the local engine's socket, the docker CLI's default.
+const defaultDockerSocket = "/var/run/docker.sock"
+
+// kubernetes: -kubeconfig, -kube-context or KUBECONFIG replace the config's
+// clusters; with neither and none in the config, ~/.kube/config when it
+// exists (kubectl's default), else no Kubernetes side.
+func (f *settingsFlag) kubernetes(cfg *config.Config) error {
+	explicit := f.kubeconfig != "" || f.kubeContext != "" || os.Getenv("KUBECONFIG") != ""
+	if !explicit && len(cfg.Kubernetes) > 0 {
+		return nil
+	}
+	o := kube.Options{Kubeconfig: f.kubeconfig, Context: f.kubeContext}
+	if _, err := kube.NewClient(o); err != nil {
+		if kube.IsNotConfigured(err) && !explicit {
+			f.notes = append(f.notes, "no Kubernetes cluster given and no ~/.kube/config: Kubernetes side skipped (fix: -kubeconfig or KUBECONFIG)")
+			return nil
+		}
+		return usagef("%s", oneLine(err.Error()))
+	}
+	cfg.Kubernetes = []config.Kubernetes{{Kubeconfig: f.kubeconfig, Context: f.kubeContext}}
 	return nil
 }
 
@@ -327,4 +363,17 @@ func hostOnly(raw string) string {
 	return u.Hostname()
 }
 
-var _ = fmt.Sprintf
+// printNotes says on stderr which default sources were skipped.
+func (f *settingsFlag) printNotes(command string) {
+	for _, n := range f.notes {
+		fmt.Fprintf(out.stderr, "vmreconcile %s: note: %s\n", command, n)
+	}
+}
+
+// needCluster refuses a run with no cluster to audit.
+func (f *settingsFlag) needCluster() error {
+	if len(f.cfg.Swarms) == 0 && len(f.cfg.Kubernetes) == 0 {
+		return usagef("no cluster to audit: no swarm manager and no Kubernetes cluster (fix: -H tcp://MANAGER:2376 or DOCKER_HOST, -kubeconfig or KUBECONFIG, or swarms/kubernetes in -config)")
+	}
+	return nil
+}

@@ -50,7 +50,7 @@ func (cmd *remediateCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	f.BoolVar(&cmd.apply, "apply", false, "Execute the plan (default: print it and change nothing); 'remediate -apply FILE' executes a plan saved with -out")
 	f.StringVar(&cmd.out, "out", "", "Save the plan to FILE (JSON, with a fingerprint of what it was computed from)")
 	f.Var(&cmd.vms, "vm", "Act on this VM (name, inventory path or glob; repeatable) instead of the impostors the findings name")
-	f.StringVar(&cmd.action, "action", "", "disable-docker (default; policy.action) or power-off")
+	f.StringVar(&cmd.action, "action", "", "disable-docker (default; policy.action: swarm findings disable Docker, Kubernetes findings disable kubelet), disable-kubelet or power-off")
 	f.BoolVar(&cmd.forget, "forget-identity", false, "disable-docker also copies /var/lib/docker/swarm into a backup directory, runs 'docker swarm leave --force' (local only) while the engine runs, then moves what is left and engine-id into that backup (nothing is deleted)")
 	f.IntVar(&cmd.maxActions, "max-actions", 0, "Do nothing when more VMs than this qualify (default 1; policy.max_actions)")
 	f.Float64Var(&cmd.maxPercent, "max-percent", 0, "Do nothing when more than this percentage of the inventory's VMs qualify (default 10; policy.max_percent)")
@@ -118,6 +118,10 @@ Actions:
                   /var/lib/docker/swarm into /var/lib/docker/vmreconcile-
                   backup-TIME/ and runs docker swarm leave --force (local
                   only), then moves what is left and engine-id there
+  disable-kubelet in the guest: systemctl disable --now kubelet, then move
+                  /var/lib/kubelet/pki and /etc/kubernetes/kubelet.conf to
+                  /var/backups/vmreconcile-kubelet-TIME/ (chosen for the VMs of
+                  Kubernetes findings when the action is the default)
   power-off       guest shutdown, then hard power-off after -shutdown-timeout
 
 Without -apply the plan is printed and nothing changes. -out FILE saves it;
@@ -152,9 +156,10 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	if len(cmd.cfg.VCenters) == 0 {
 		return usagef("remediate acts through vSphere and no vCenter is given (fix: -u URL or GOVC_URL, or vcenters in -config)")
 	}
-	if cmd.apply && cmd.settings.Action == remediate.ActionDisableDocker && !cmd.logins.Any() {
-		return usagef("disable-docker needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in the config)")
+	if cmd.apply && cmd.settings.Action != remediate.ActionPowerOff && !cmd.logins.Any() {
+		return usagef("%s needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in the config)", cmd.settings.Action)
 	}
+	cmd.printNotes("remediate")
 	src := audit.NewSources(cmd.cfg)
 	defer src.Close()
 	opts := audit.Options{Observe: audit.Observe(cmd.cfg.Observe), Progress: progress()}

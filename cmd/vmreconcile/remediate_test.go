@@ -406,7 +406,7 @@ func TestDaemonRemediator(t *testing.T) {
 	defer st.Close()
 	src := audit.NewSources(cfg)
 	defer src.Close()
-	if _, _, err := src.Connect(ctx); err != nil {
+	if _, err := src.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
 	logins, err := guest.NewLogins(cfg.Guest, "guest.login")

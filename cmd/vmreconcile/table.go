@@ -22,6 +22,9 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 		fmt.Fprintf(w, "%s (%s, %d powered on) · %s, %s (%d matched to VMs)\n",
 			plural(s.VMs, "VM"), plural(s.Templates, "template"), s.PoweredOn, plural(s.Swarms, "swarm"), plural(s.Nodes, "node"), s.MatchedNodes)
 	}
+	if s.KubeClusters > 0 {
+		fmt.Fprintf(w, "Kubernetes: %s, %s (%d matched to VMs)\n", plural(s.KubeClusters, "cluster"), plural(s.KubeNodes, "Node"), s.MatchedKubeNodes)
+	}
 	if len(res.Findings) == 0 {
 		fmt.Fprintln(w, "No findings.")
 	} else {
@@ -35,7 +38,10 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 				fmt.Fprintln(w)
 			}
 			head := fmt.Sprintf("%-8s %s", strings.ToUpper(string(f.Severity)), f.Kind)
-			if f.NodeID != "" {
+			switch {
+			case f.Cluster != "":
+				head += "  Node " + f.Cluster + "/" + f.NodeID
+			case f.NodeID != "":
 				head += "  node " + f.NodeID
 			}
 			var flags []string
@@ -59,6 +65,7 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 	}
 
 	writeProbes(w, res, width)
+	writeKubeNodes(w, res)
 
 	if len(res.Nodes) > 0 {
 		fmt.Fprintln(w, "\nNODES")
@@ -189,4 +196,29 @@ func machineList(f reconcile.Finding) string {
 		}
 	}
 	return strings.Join(l, ", ")
+}
+
+// writeKubeNodes lists the Kubernetes Nodes: the identities each was written
+// with (a Node written by two machines shows two boot IDs) and its VMs.
+func writeKubeNodes(w io.Writer, res reconcile.Result) {
+	if len(res.KubeNodes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nKUBERNETES NODES")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLUSTER/NODE\tREADY\tFLIPS\tBOOT IDS\tCPUS\tVMS")
+	for _, n := range res.KubeNodes {
+		var boots, cpus []string
+		for _, id := range n.Identities {
+			boots = append(boots, truncate(id.BootID, 8))
+			cpus = append(cpus, fmt.Sprint(id.CPUs))
+		}
+		vms := strings.Join(n.VMs, ", ")
+		if vms == "" {
+			vms = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", truncate(n.Cluster+"/"+n.Name, 32), n.Ready, n.Flips,
+			truncate(strings.Join(boots, ", "), 20), strings.Join(cpus, "/"), truncate(vms, 26))
+	}
+	tw.Flush()
 }
