@@ -329,7 +329,7 @@ func TestSharedNodeIDDetails(t *testing.T) {
 			t.Errorf("remedy lacks %q: %s", s, f.Remedy)
 		}
 	}
-	if want := (Summary{CollectedAt: t0.Add(time.Hour), Sources: []string{"vcenter vc1", "swarm tcp://mgr:2376"}, VMs: 2, PoweredOn: 2, Swarms: 1, Nodes: 1, MatchedNodes: 1, Critical: 1, Highest: Critical}); !reflect.DeepEqual(r.Summary, want) || len(want.Sources) == 0 {
+	if want := (Summary{CollectedAt: t0.Add(time.Hour), Sources: []string{"vcenter vc1", "swarm tcp://mgr-01:2376"}, VMs: 2, PoweredOn: 2, Swarms: 1, Nodes: 1, MatchedNodes: 1, Critical: 1, Highest: Critical}); !reflect.DeepEqual(r.Summary, want) || len(want.Sources) == 0 {
 		t.Errorf("summary %+v", r.Summary)
 	}
 	// VMs carry their node IDs, nodes their VMs.

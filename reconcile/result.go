@@ -1,6 +1,9 @@
 package reconcile
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Result is what Reconcile derives from a snapshot. Its JSON form is the
 // documented output of `vmreconcile audit -json` (see README, "JSON schema").
@@ -73,17 +76,24 @@ type MatchedDescription struct {
 	Evidence []string `json:"evidence"` // why it matched ("hostname wk-01 = guest hostname of wk-01", ...)
 }
 
-// Sources names what a snapshot was collected from, vCenters first.
+// Sources names what a snapshot was collected from: vCenters, swarms,
+// Kubernetes clusters, each group sorted (the order of the input does not
+// matter).
 func Sources(snap Snapshot) []string {
-	out := []string{}
+	var vcs, sws, ks []string
 	for _, vc := range snap.VCenters {
-		out = append(out, "vcenter "+vc)
+		vcs = append(vcs, "vcenter "+vc)
 	}
 	for _, sw := range snap.Swarms {
-		out = append(out, "swarm "+sw.Endpoint)
+		sws = append(sws, "swarm "+sw.Endpoint)
 	}
 	for _, k := range snap.Kubernetes {
-		out = append(out, "kubernetes "+k.Name)
+		ks = append(ks, "kubernetes "+k.Name)
+	}
+	out := []string{}
+	for _, g := range [][]string{vcs, sws, ks} {
+		slices.Sort(g)
+		out = append(out, g...)
 	}
 	return out
 }

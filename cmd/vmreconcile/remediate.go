@@ -194,7 +194,9 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		if kerr != nil {
 			return usagef("%s", oneLine(kerr.Error()))
 		}
-		today := remediate.Settings{Exclude: cmd.cfg.Policy.Exclude, MaxActions: cmd.cfg.Policy.MaxActions, MaxPercent: cmd.cfg.Policy.MaxPercent}
+		// The plan's own caps hold (sealed: they cannot be raised by an
+		// edit); today's exclusions are added to its own.
+		today := remediate.Settings{Exclude: cmd.cfg.Policy.Exclude}
 		plan, warnings, err = r.Replan(ctx, *saved, key, today, o.Snapshot, o.Result)
 	} else {
 		plan, warnings, err = r.Plan(ctx, o.Snapshot, o.Result)
