@@ -48,8 +48,9 @@ func (cmd *demoCmd) Description() string {
 
 The simulation holds the story vmreconcile exists for: worker swarm-wk-03 was
 stable for months until another team cloned it to make Kubernetes nodes; one
-clone booted with Docker enabled and the same swarm state, and now answers as
-swarm-wk-03's node ID. The report comes from the same code path as 'audit'.
+clone booted with Docker and kubelet enabled and the same swarm state and
+kubelet credentials, and now answers as swarm-wk-03's node ID and writes its
+Kubernetes Node (MKE runs Kubernetes on the swarm). The report comes from the same code path as 'audit'.
 With -no-vcenter the swarm alone is audited, as on bare metal or a cloud: the
 two machines that answer as the node are named by hostname and address.`
 }
@@ -66,9 +67,11 @@ func (cmd *demoCmd) Run(ctx context.Context, args []string) error {
 	// The same pipeline as audit, through the same sources: the simulators
 	// listen on loopback like a real vCenter and manager would.
 	cfg := w.Config()
-	banner := "SIMULATED: embedded vCenter (govmomi vcsim) and Docker Engine API simulator.\n" +
+	banner := "SIMULATED: embedded vCenter (govmomi vcsim), Docker Engine API and Kubernetes API simulators.\n" +
 		"Nothing real was contacted. Story: swarm-wk-03 (a worker for months) was cloned\n" +
-		"while live; its clone k8s-new-01 booted with Docker enabled and the same swarm state."
+		"while live; its clone k8s-new-01 booted with Docker and kubelet enabled and the same\n" +
+		"swarm state and kubelet credentials: it answers as swarm-wk-03's node ID, and (MKE\n" +
+		"runs Kubernetes on the swarm) writes swarm-wk-03's Node: \"rebooted\", CPUs 8 -> 4 -> 8."
 	if cmd.noVCenter {
 		cfg.VCenters = nil
 		banner = "SIMULATED: embedded Docker Engine API simulator, no vCenter (as on bare metal or a cloud).\n" +

@@ -7,15 +7,19 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/vmware/govmomi"
+	"github.com/vmware/govmomi/property"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/kubesim"
 	"github.com/vmreconcile/vmreconcile/internal/vcsim"
 )
 
@@ -27,6 +31,11 @@ type World struct {
 	sim    *dockersim.Engine
 	// vcenter is how the pipeline reaches the simulated vCenter.
 	vcenter config.VCenter
+	// kube is MKE's Kubernetes (the API subset the source uses); its
+	// kubeconfig lives in dir.
+	kube       *kubesim.Server
+	kubeconfig string
+	dir        string
 }
 
 // Config is a configuration whose sources are the simulators: the same
@@ -35,11 +44,18 @@ func (w *World) Config() config.Config {
 	cfg := config.Default()
 	cfg.VCenters = []config.VCenter{w.vcenter}
 	cfg.Swarms = []config.Swarm{{Hosts: []string{w.sim.Host()}}}
+	cfg.Kubernetes = []config.Kubernetes{{Name: "mke", Kubeconfig: w.kubeconfig}}
 	return cfg
 }
 
 // Close stops the simulators.
 func (w *World) Close() {
+	if w.kube != nil {
+		w.kube.Close()
+	}
+	if w.dir != "" {
+		os.RemoveAll(w.dir)
+	}
 	if w.sim != nil {
 		w.sim.Close()
 	}
@@ -108,9 +124,11 @@ func Start(ctx context.Context) (w *World, err error) {
 		{Name: "k8s-new-02", NumCPU: 4, MemoryMB: 8192},
 	}
 	for _, c := range copies {
-		if _, err := vcsim.Clone(ctx, w.vc, wk3, c); err != nil {
+		vm, err := vcsim.Clone(ctx, w.vc, wk3, c)
+		if err != nil {
 			return nil, fmt.Errorf("clone %s: %w", c.Name, err)
 		}
+		refs[c.Name] = vm.Reference()
 	}
 
 	// Swarm: the manager, three workers, and a bare-metal node with no VM.
@@ -149,5 +167,55 @@ func Start(ctx context.Context) (w *World, err error) {
 	if err := w.sim.Flap(ctx, ids["swarm-wk-03"], fight, 400*time.Millisecond); err != nil {
 		return nil, err
 	}
+	if err := w.startKube(ctx, vms, refs); err != nil {
+		return nil, err
+	}
 	return w, nil
+}
+
+// startKube is MKE's Kubernetes on the same swarm: every worker is a Node,
+// and the clone's kubelet, booted with swarm-wk-03's credentials, writes
+// swarm-wk-03's Node in turn with its original: boot IDs, systemUUIDs and
+// CPU counts alternate, and each kubelet records a Rebooted event.
+func (w *World) startKube(ctx context.Context, vms []storyVM, refs map[string]types.ManagedObjectReference) error {
+	w.kube = kubesim.New(kubesim.Options{})
+	if err := w.kube.Start(); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "vmreconcile-demo-")
+	if err != nil {
+		return err
+	}
+	w.dir = dir
+	if w.kubeconfig, err = w.kube.Kubeconfig(dir, "mke"); err != nil {
+		return err
+	}
+	identity := func(name, hostname, ip string, cpus, memMB int32) (kubesim.Identity, error) {
+		var m mo.VirtualMachine
+		if err := property.DefaultCollector(w.vc).RetrieveOne(ctx, refs[name], []string{"config.uuid"}, &m); err != nil {
+			return kubesim.Identity{}, err
+		}
+		id := kubesim.RandomIdentity(hostname, ip)
+		id.SystemUUID, id.CPUs, id.MemoryBytes = m.Config.Uuid, int64(cpus), int64(memMB)<<20
+		return id, nil
+	}
+	var wk3 kubesim.Identity
+	for _, v := range vms {
+		if !v.node {
+			continue
+		}
+		id, err := identity(v.Name, v.Hostname, v.IP, v.NumCPU, v.MemoryMB)
+		if err != nil {
+			return err
+		}
+		w.kube.Write(v.Hostname, id)
+		if v.Name == "swarm-wk-03" {
+			wk3 = id
+		}
+	}
+	clone, err := identity("k8s-new-01", "swarm-wk-03.corp.example", "10.20.0.51", 4, 8192)
+	if err != nil {
+		return err
+	}
+	return w.kube.Flap(ctx, "swarm-wk-03.corp.example", []kubesim.Identity{clone, wk3}, 500*time.Millisecond)
 }
