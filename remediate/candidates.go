@@ -2,11 +2,77 @@ package remediate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
+
+// vmIndex holds a snapshot's VMs and guest probes by key. VMs are keyed by
+// vCenter and ref: several vCenters hand out the same morefs.
+type vmIndex struct {
+	byKey  map[reconcile.VMKey]reconcile.VM
+	refs   map[string][]reconcile.VM // ref → the VMs carrying it, one per vCenter using it
+	guests map[reconcile.VMKey]reconcile.GuestIdentity
+}
+
+func newVMIndex(snap reconcile.Snapshot) *vmIndex {
+	ix := &vmIndex{byKey: map[reconcile.VMKey]reconcile.VM{}, refs: map[string][]reconcile.VM{}, guests: map[reconcile.VMKey]reconcile.GuestIdentity{}}
+	for _, v := range snap.VMs {
+		ix.byKey[v.Key()] = v
+		ix.refs[v.Ref] = append(ix.refs[v.Ref], v)
+	}
+	for _, g := range snap.Guests {
+		if old, ok := ix.guests[g.Key()]; !ok || !g.ProbedAt.Before(old.ProbedAt) {
+			ix.guests[g.Key()] = g // the latest probe wins
+		}
+	}
+	return ix
+}
+
+// guest returns the guest probe of v: its own, or one that names no
+// vCenter when no other vCenter's VM has v's ref.
+func (ix *vmIndex) guest(v reconcile.VM) (reconcile.GuestIdentity, bool) {
+	if g, ok := ix.guests[v.Key()]; ok {
+		return g, true
+	}
+	if len(ix.refs[v.Ref]) == 1 {
+		g, ok := ix.guests[reconcile.VMKey{Ref: v.Ref}]
+		return g, ok
+	}
+	return reconcile.GuestIdentity{}, false
+}
+
+// resolve returns the VMs the j-th VM of a finding can be. A finding names
+// its VMs' vCenters (Finding.VMVCenters): that VM, if the snapshot has it.
+// One that does not (older JSON or store rows) names them by ref, path and
+// name: when several vCenters have a VM with that ref, the path and name
+// narrow it down. More than one result means the finding is ambiguous and
+// must not be acted on.
+func (ix *vmIndex) resolve(f *reconcile.Finding, j int) []reconcile.VM {
+	if j < len(f.VMVCenters) {
+		if v, ok := ix.byKey[reconcile.VMKey{VCenter: f.VMVCenters[j], Ref: f.VMRefs[j]}]; ok {
+			return []reconcile.VM{v}
+		}
+		return nil
+	}
+	vs := ix.refs[f.VMRefs[j]]
+	if len(vs) <= 1 {
+		return vs
+	}
+	var out []reconcile.VM
+	for _, v := range vs {
+		if j < len(f.VMPaths) && f.VMPaths[j] != "" && v.Path != f.VMPaths[j] {
+			continue
+		}
+		if j < len(f.VMs) && f.VMs[j] != "" && v.Name != f.VMs[j] {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
 
 // claim is a finding naming a VM for action, and why.
 type claim struct {
@@ -34,42 +100,69 @@ func (c candidate) first() *claim {
 	return c.kube
 }
 
+// findingKey is the key of the finding a refusal of c names, "" for none.
+func (c candidate) findingKey() string {
+	if cl := c.first(); cl != nil {
+		return cl.f.Key()
+	}
+	return ""
+}
+
 func isKube(kind string) bool { return slices.Contains(reconcile.KubeIdentityKinds, kind) }
 
 // what names the identity of a finding: "node ID X" or "Kubernetes Node X
 // (cluster C)".
 func what(f *reconcile.Finding) string {
 	if isKube(f.Kind) {
-		if f.Cluster != "" {
-			return fmt.Sprintf("Kubernetes Node %s (cluster %s)", f.NodeID, f.Cluster)
-		}
-		return "Kubernetes Node " + f.NodeID
+		return "Kubernetes Node " + nodeOf(f)
 	}
 	return "node ID " + f.NodeID
 }
 
-// claims collects, from the findings, the VMs named for action.
-type claims struct {
-	refs        map[string][]reconcile.VM
-	swarm, kube map[string]*claim // vmKey → first claim
-	order       []string          // vmKeys, in order of first claim
-	noOriginal  map[string]*reconcile.Finding
-	ambiguous   map[string]*reconcile.Finding // ref → finding naming a ref several VMs carry
+// nodeOf names a finding's node: "node n1" for swarm, "wk-01 (cluster
+// prod)" for Kubernetes.
+func nodeOf(f *reconcile.Finding) string {
+	if isKube(f.Kind) {
+		if f.Cluster != "" {
+			return f.NodeID + " (cluster " + f.Cluster + ")"
+		}
+		return f.NodeID
+	}
+	return "node " + f.NodeID
 }
 
-// name records the j-th VM of f as an impostor, when the ref resolves to
-// exactly one VM of the snapshot.
+// claims is what the findings name for action, before -vm selection.
+type claims struct {
+	ix          *vmIndex
+	swarm, kube map[reconcile.VMKey]*claim // first claim of each side
+	order       []reconcile.VMKey          // in order of first claim
+	// noOriginal: VMs of findings whose original is undetermined;
+	// ambiguous: refs (of findings without vCenters) that several
+	// vCenters' VMs carry with the same path and name.
+	noOriginal map[reconcile.VMKey]*reconcile.Finding
+	ambiguous  map[string]*reconcile.Finding
+}
+
+func findClaims(res reconcile.Result, ix *vmIndex) *claims {
+	c := &claims{ix: ix, swarm: map[reconcile.VMKey]*claim{}, kube: map[reconcile.VMKey]*claim{},
+		noOriginal: map[reconcile.VMKey]*reconcile.Finding{}, ambiguous: map[string]*reconcile.Finding{}}
+	for i := range res.Findings {
+		c.add(&res.Findings[i])
+	}
+	return c
+}
+
+// name records the j-th VM of f as an impostor, when it resolves to exactly
+// one VM of the snapshot.
 func (c *claims) name(f *reconcile.Finding, j int, reason string) {
-	vs := resolve(c.refs, f, j)
+	vs := c.ix.resolve(f, j)
 	if len(vs) != 1 {
-		if len(vs) > 1 {
-			if _, ok := c.ambiguous[f.VMRefs[j]]; !ok {
-				c.ambiguous[f.VMRefs[j]] = f
-			}
+		if _, ok := c.ambiguous[f.VMRefs[j]]; !ok && len(vs) > 1 {
+			c.ambiguous[f.VMRefs[j]] = f
 		}
 		return
 	}
-	k := vmKey(vs[0])
+	k := vs[0].Key()
 	m := c.swarm
 	if isKube(f.Kind) {
 		m = c.kube
@@ -77,27 +170,28 @@ func (c *claims) name(f *reconcile.Finding, j int, reason string) {
 	if _, ok := m[k]; ok {
 		return
 	}
-	m[k] = &claim{f, reason}
-	if !slices.Contains(c.order, k) {
+	if c.swarm[k] == nil && c.kube[k] == nil {
 		c.order = append(c.order, k)
 	}
+	m[k] = &claim{f, reason}
 }
 
 // undetermined records every VM of a finding whose original cannot be told.
 func (c *claims) undetermined(f *reconcile.Finding) {
 	for j, ref := range f.VMRefs {
-		vs := resolve(c.refs, f, j)
-		if len(vs) == 0 {
-			vs = c.refs[ref]
+		vs := c.ix.resolve(f, j)
+		if len(vs) == 0 && j >= len(f.VMVCenters) {
+			vs = c.ix.refs[ref]
 		}
 		for _, v := range vs {
-			if _, ok := c.noOriginal[vmKey(v)]; !ok {
-				c.noOriginal[vmKey(v)] = f
+			if _, ok := c.noOriginal[v.Key()]; !ok {
+				c.noOriginal[v.Key()] = f
 			}
 		}
 	}
 }
 
+// add records the VMs finding f names for action.
 func (c *claims) add(f *reconcile.Finding) {
 	if len(f.VMRefs) == 0 { // nothing to act on (and no index to take)
 		return
@@ -138,52 +232,37 @@ func (c *claims) add(f *reconcile.Finding) {
 	}
 }
 
-// nodeOf names a finding's node: "n1" for swarm, "wk-01 (cluster prod)"
-// for Kubernetes.
-func nodeOf(f *reconcile.Finding) string {
-	if isKube(f.Kind) {
-		if f.Cluster != "" {
-			return f.NodeID + " (cluster " + f.Cluster + ")"
-		}
-		return f.NodeID
-	}
-	return "node " + f.NodeID
-}
-
 func (c *claims) candidate(v reconcile.VM, note string) candidate {
-	k := vmKey(v)
+	k := v.Key()
 	return candidate{vm: v, swarm: c.swarm[k], kube: c.kube[k], note: note}
 }
 
 // candidates lists the VMs to consider, in order, and the VMs refused
-// before any per-VM check (findings without an original, refs several
-// vCenters' VMs carry).
-func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]candidate, []Refusal, error) {
-	c := &claims{refs: refIndex(snap), swarm: map[string]*claim{}, kube: map[string]*claim{},
-		noOriginal: map[string]*reconcile.Finding{}, ambiguous: map[string]*reconcile.Finding{}}
-	for i := range res.Findings {
-		c.add(&res.Findings[i])
+// before any per-VM check (findings without an original, ambiguous refs).
+// ix may be nil (it is then built from snap).
+func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings, ix *vmIndex) ([]candidate, []Refusal, error) {
+	if ix == nil {
+		ix = newVMIndex(snap)
 	}
+	c := findClaims(res, ix)
 	if len(s.Select) > 0 {
 		out, err := c.selected(snap, s.Select)
 		return out, nil, err
 	}
-	byKey := map[string]reconcile.VM{}
-	for _, v := range snap.VMs {
-		byKey[vmKey(v)] = v
-	}
 	var out []candidate
-	seen := map[string]bool{}
-	for _, k := range c.order {
-		if v, ok := byKey[k]; ok && !seen[k] {
-			seen[k] = true
-			out = append(out, c.candidate(v, ""))
-		}
-	}
 	var refused []Refusal
-	for _, k := range sortedKeys(noOriginalSet(c.noOriginal)) {
+	seen := map[reconcile.VMKey]bool{}
+	for _, k := range c.order {
+		v, ok := ix.byKey[k]
+		if !ok || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, c.candidate(v, ""))
+	}
+	for _, k := range sortedVMKeys(c.noOriginal) {
 		f := c.noOriginal[k]
-		v, ok := byKey[k]
+		v, ok := ix.byKey[k]
 		if !ok || seen[k] {
 			continue
 		}
@@ -192,13 +271,13 @@ func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]ca
 			Why: fmt.Sprintf("shares %s but the evidence cannot tell which VM is the original", what(f)),
 			Fix: "decide which VM is the original and name the others with -vm NAME"})
 	}
-	for _, ref := range sortedKeys(noOriginalSet(c.ambiguous)) {
+	for _, ref := range slices.Sorted(maps.Keys(c.ambiguous)) {
 		f := c.ambiguous[ref]
-		for _, v := range c.refs[ref] {
-			if seen[vmKey(v)] {
+		for _, v := range ix.refs[ref] {
+			if seen[v.Key()] {
 				continue
 			}
-			seen[vmKey(v)] = true
+			seen[v.Key()] = true
 			refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
 				Why: fmt.Sprintf("the finding names ref %s, which several vCenters' VMs carry with the same path and name: cannot tell which one it means", ref),
 				Fix: "name the impostor with -vm PATH"})
@@ -207,13 +286,14 @@ func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]ca
 	return out, refused, nil
 }
 
-// selected lists the VMs -vm selects, with the findings that name them.
+// selected lists the VMs -vm selects, by name, with the findings that name
+// each, if any. A pattern that matches no VM is a *SelectError.
 func (c *claims) selected(snap reconcile.Snapshot, patterns []string) ([]candidate, error) {
+	var out []candidate
+	seen := map[reconcile.VMKey]bool{}
 	matched := map[string]bool{}
 	vms := slices.Clone(snap.VMs)
 	sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
-	var out []candidate
-	seen := map[string]bool{}
 	for _, v := range vms {
 		hit := false
 		for _, p := range patterns {
@@ -222,12 +302,12 @@ func (c *claims) selected(snap reconcile.Snapshot, patterns []string) ([]candida
 				hit = true
 			}
 		}
-		if !hit || seen[vmKey(v)] {
+		if !hit || seen[v.Key()] {
 			continue
 		}
-		seen[vmKey(v)] = true
+		seen[v.Key()] = true
 		cd := c.candidate(v, "; selected with -vm")
-		if f := c.noOriginal[vmKey(v)]; f != nil && cd.first() == nil {
+		if f := c.noOriginal[v.Key()]; f != nil && cd.first() == nil {
 			cl := &claim{f, fmt.Sprintf("shares %s (original undetermined)", what(f))}
 			if isKube(f.Kind) {
 				cd.kube = cl

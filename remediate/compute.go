@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -64,43 +65,38 @@ func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan,
 	if now.IsZero() {
 		now = time.Now()
 	}
-	p := Plan{Version: PlanVersion, Created: now.UTC(), Settings: s}
+	p := Plan{Version: PlanVersion, Created: now.UTC(), Settings: s, VCenterUUIDs: maps.Clone(snap.VCenterUUIDs), ClusterIDs: clusterIDs(snap)}
+	ix := newVMIndex(snap)
 	for _, v := range snap.VMs {
 		if !v.Template {
 			p.InventoryVMs++
 		}
 	}
-	// VMs are keyed by vCenter and ref (vmKey): several vCenters hand out
-	// the same morefs, and a finding's refs alone could name a VM of
-	// another vCenter.
-	refs := refIndex(snap)
-	w := planInputs{settings: s, res: res, refs: refs, skip: opts.Skip, guests: map[string]reconcile.GuestIdentity{}}
-	for _, g := range snap.Guests {
-		w.guests[g.VMRef] = g
-	}
-	protected, involved, keys := originals(res, refs)
-	w.protected = protected
+	// Originals are never touched.
+	protected, involved, keys := ix.protect(res)
 
-	cands, refused, err := candidates(snap, res, s)
+	cands, refused, err := candidates(snap, res, s, ix)
 	if err != nil {
 		return Plan{}, err
 	}
 	p.Refused = refused
 	for _, c := range cands {
-		w.consider(&p, c)
+		p.consider(c, res, ix, protected[c.vm.Key()], opts.Skip)
 	}
-	p.applyCaps(s)
-	p.Fingerprint = fingerprint(p, snap, involved, keys)
+	p.Blocked = capsBlock(entryVMs(p.Entries), p.InventoryVMs, s)
+	p.Fingerprint = p.fingerprint(ix, involved, keys)
 	sum := sha256.Sum256([]byte(p.Fingerprint.Digest + "|" + p.Created.Format(time.RFC3339Nano)))
 	p.ID = "plan-" + p.Created.Format("20060102T150405Z") + "-" + hex.EncodeToString(sum[:4])
 	return p, nil
 }
 
-// originals returns the VMs never to be touched (the originals of the
-// identity findings: vmKey → why), the VMs involved, and the keys of the
-// identity findings.
-func originals(res reconcile.Result, refs map[string][]reconcile.VM) (protected map[string]string, involved map[string]bool, keys []string) {
-	protected, involved = map[string]string{}, map[string]bool{}
+// protect returns the originals of the identity findings (VM key → why it
+// is never touched), the VMs involved so far (the originals) and the
+// findings' keys.
+func (ix *vmIndex) protect(res reconcile.Result) (map[reconcile.VMKey]string, map[reconcile.VMKey]bool, []string) {
+	protected := map[reconcile.VMKey]string{}
+	involved := map[reconcile.VMKey]bool{}
+	var keys []string
 	for i := range res.Findings {
 		f := &res.Findings[i]
 		if !slices.Contains(identityKinds, f.Kind) {
@@ -111,65 +107,58 @@ func originals(res reconcile.Result, refs map[string][]reconcile.VM) (protected 
 			continue
 		}
 		// The original is listed first; also protect whichever VM carries
-		// the original's name, should the order ever differ. When the ref
-		// cannot be narrowed to one VM, every VM with that ref is protected.
+		// the original's name, should the order ever differ. When the
+		// finding's VM cannot be narrowed to one VM, every VM with that ref
+		// is protected.
 		for j := range f.VMRefs {
 			if j != 0 && (j >= len(f.VMs) || f.VMs[j] != f.Original) {
 				continue
 			}
-			vs := resolve(refs, f, j)
+			vs := ix.resolve(f, j)
 			if len(vs) != 1 {
-				vs = refs[f.VMRefs[j]]
+				vs = ix.refs[f.VMRefs[j]]
 			}
 			for _, v := range vs {
-				if _, ok := protected[vmKey(v)]; !ok {
-					protected[vmKey(v)] = fmt.Sprintf("original of the %s finding for %s: never touched", f.Kind, nodeOf(f))
+				if _, ok := protected[v.Key()]; !ok {
+					protected[v.Key()] = fmt.Sprintf("original of the %s finding for %s: never touched", f.Kind, nodeOf(f))
 				}
-				involved[vmKey(v)] = true
+				involved[v.Key()] = true
 			}
 		}
 	}
 	return protected, involved, keys
 }
 
-// planInputs is what consider weighs each candidate against.
-type planInputs struct {
-	settings  Settings
-	res       reconcile.Result
-	refs      map[string][]reconcile.VM
-	skip      map[string]string
-	guests    map[string]reconcile.GuestIdentity // by ref
-	protected map[string]string
-}
+// agents names what each guest action disables (the refusal of a VM that
+// is not powered on says "disable Docker and kubelet in the guest").
+var agents = map[string]string{ActionDisableDocker: "Docker", ActionDisableKubelet: "kubelet"}
 
-// consider adds a candidate's entries to the plan, or its refusal.
-func (w planInputs) consider(p *Plan, c candidate) {
+// consider adds candidate c to the plan: its entries (one per action, see
+// actionsFor), as entries or as already done, or its refusal (protected
+// says why it is an original, "" when it is not).
+func (p *Plan) consider(c candidate, res reconcile.Result, ix *vmIndex, protected string, skip map[reconcile.VMKey]string) {
+	s := p.Settings
 	v := c.vm
 	info := vmInfo(v)
 	refuse := func(why, fix string) {
-		key := ""
-		if cl := c.first(); cl != nil {
-			key = cl.f.Key()
-		}
-		p.Refused = append(p.Refused, Refusal{VM: info, FindingKey: key, Why: why, Fix: fix})
+		p.Refused = append(p.Refused, Refusal{VM: info, FindingKey: c.findingKey(), Why: why, Fix: fix})
 	}
 	switch {
 	case v.Template:
-		refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(w.res, v))
+		refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(res, v))
 		return
-	case w.protected[vmKey(v)] != "":
-		refuse(w.protected[vmKey(v)], "")
+	case protected != "":
+		refuse(protected, "")
 		return
-	case matchAny(w.settings.Exclude, v):
+	case matchAny(s.Exclude, v):
 		refuse("matches an exclude pattern (policy.exclude)", "")
 		return
-	case w.skip[v.Ref] != "":
-		refuse("skip marker: "+w.skip[v.Ref], "")
+	case skip[v.Key()] != "":
+		refuse("skip marker: "+skip[v.Key()], "")
 		return
 	}
-	actions := actionsFor(w.settings, c)
+	actions := actionsFor(s, c)
 	if !v.PoweredOn() && actions[0] != ActionPowerOff {
-		agents := map[string]string{ActionDisableDocker: "Docker", ActionDisableKubelet: "kubelet"}
 		var names []string
 		for _, a := range actions {
 			names = append(names, agents[a])
@@ -179,16 +168,13 @@ func (w planInputs) consider(p *Plan, c candidate) {
 			fmt.Sprintf("power it on with its network disconnected and rerun, or disable %s in the guest before it rejoins; it takes over the node again when its %s starts", who, who))
 		return
 	}
-	// Guest probes carry only a ref: trust one only when no other vCenter's
-	// VM has the same ref.
-	g, probed := w.guests[v.Ref]
-	probed = probed && len(w.refs[v.Ref]) == 1 && g.Error == ""
+	g, probed := ix.guest(v)
+	probed = probed && g.Error == ""
 	for _, a := range actions {
-		e := Entry{VM: info, Action: a, ForgetIdentity: w.settings.ForgetIdentity && a == ActionDisableDocker}
-		e.Reason = c.note
+		e := Entry{VM: info, Action: a, ForgetIdentity: s.ForgetIdentity && a == ActionDisableDocker, Reason: c.note}
 		if cl := c.claimFor(a); cl != nil {
-			e.Reason = cl.reason + c.note
 			f := cl.f
+			e.Reason = cl.reason + c.note
 			e.FindingKey, e.FindingKind, e.NodeID, e.Original = f.Key(), f.Kind, f.NodeID, f.Original
 		}
 		switch {
@@ -204,51 +190,26 @@ func (w planInputs) consider(p *Plan, c candidate) {
 	}
 }
 
-// applyCaps blocks the plan when more VMs qualify than the caps allow. As
-// Cluster API's MachineHealthCheck maxUnhealthy: beyond them, something is
-// wrong with the detection or the estate; do nothing. VMs are counted once
-// however many actions they get.
-func (p *Plan) applyCaps(s Settings) {
-	vms := map[string]bool{}
+// fingerprint records the VMs involved (the originals in involved, and
+// every VM the plan names) with their power states, the identity findings'
+// keys and the actions ("KEY action").
+func (p *Plan) fingerprint(ix *vmIndex, involved map[reconcile.VMKey]bool, keys []string) Fingerprint {
 	for _, e := range p.Entries {
-		vms[infoKey(e.VM)] = true
-	}
-	n := len(vms)
-	if n == 0 {
-		return
-	}
-	pct := 100 * float64(n) / float64(max(p.InventoryVMs, 1))
-	switch {
-	case n > s.MaxActions:
-		p.Blocked = fmt.Sprintf("%d VMs qualify but -max-actions allows %d", n, s.MaxActions)
-	case pct > s.MaxPercent:
-		p.Blocked = fmt.Sprintf("%d VMs qualify = %.1f%% of the %d VMs in the inventory, but -max-percent allows %g%%", n, pct, p.InventoryVMs, s.MaxPercent)
-	}
-}
-
-// fingerprint records the VMs involved with their power states, the finding
-// keys and the actions.
-func fingerprint(p Plan, snap reconcile.Snapshot, involved map[string]bool, keys []string) Fingerprint {
-	byKey := map[string]reconcile.VM{}
-	for _, v := range snap.VMs {
-		byKey[vmKey(v)] = v
-	}
-	for _, e := range p.Entries {
-		involved[infoKey(e.VM)] = true
+		involved[e.VM.Key()] = true
 	}
 	for _, e := range p.AlreadyDone {
-		involved[infoKey(e.VM)] = true
+		involved[e.VM.Key()] = true
 	}
 	for _, r := range p.Refused {
-		involved[infoKey(r.VM)] = true
+		involved[r.VM.Key()] = true
 	}
 	fp := Fingerprint{Findings: sortedUnique(keys), Actions: []string{}}
-	for _, k := range sortedKeys(involved) {
-		v := byKey[k]
+	for _, k := range sortedVMKeys(involved) {
+		v := ix.byKey[k]
 		fp.VMs = append(fp.VMs, FingerprintVM{VCenter: v.VCenter, Ref: v.Ref, Name: v.Name, PowerState: v.PowerState})
 	}
 	for _, e := range p.Entries {
-		fp.Actions = append(fp.Actions, e.VM.Ref+" "+e.JournalAction())
+		fp.Actions = append(fp.Actions, e.action())
 	}
 	fp.Digest = fp.digest()
 	return fp

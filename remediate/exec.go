@@ -15,6 +15,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vmreconcile/vmreconcile/guest"
+	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/store"
 )
 
@@ -81,12 +82,12 @@ func (e *PreflightError) Error() string { return strings.Join(e.Lines, "; ") }
 // not (once per VM).
 func (x *Executor) Preflight(ctx context.Context, p Plan) error {
 	var lines []string
-	checked := map[string]bool{}
+	checked := map[reconcile.VMKey]bool{}
 	for _, e := range p.Entries {
-		if e.Action != ActionDisableDocker && e.Action != ActionDisableKubelet || checked[infoKey(e.VM)] {
+		if e.Action != ActionDisableDocker && e.Action != ActionDisableKubelet || checked[e.VM.Key()] {
 			continue
 		}
-		checked[infoKey(e.VM)] = true
+		checked[e.VM.Key()] = true
 		if err := x.checkGuest(ctx, e.VM); err != "" {
 			lines = append(lines, fmt.Sprintf("%s (%s): %s", e.VM.Name, e.VM.Ref, err))
 		}

@@ -195,7 +195,7 @@ func ApplySettings(saved, now Settings) Settings {
 // now) with ApplySettings(saved.Settings, today's settings). It refuses,
 // with a *RefusedError, a plan that
 //   - was blocked by the caps when it was computed;
-//   - has more entries than its own caps, or today's, allow for the
+//   - has entries on more VMs than its own caps, or today's, allow for the
 //     inventory of now (a plan whose caps were raised or whose "blocked"
 //     was deleted by hand, when today's caps are set);
 //   - the caps block now;
@@ -218,9 +218,11 @@ func Recheck(saved, fresh Plan, done func(Entry) bool) error {
 		return refuse("check the findings; compute a new plan with higher caps only if they are all right",
 			"the caps refused it when it was computed (%s)", saved.Blocked)
 	}
+	// The caps count VMs, as Compute does: an MKE copy's disable-docker and
+	// disable-kubelet are one VM.
 	n := len(saved.Entries)
 	for _, caps := range []Settings{saved.Settings, fresh.Settings} {
-		if b := capsBlock(n, fresh.InventoryVMs, caps); b != "" {
+		if b := capsBlock(entryVMs(saved.Entries), fresh.InventoryVMs, caps); b != "" {
 			return refuse("check the findings; compute a new plan with higher caps only if they are all right",
 				"its %d entries exceed the caps for today's inventory: %s", n, b)
 		}

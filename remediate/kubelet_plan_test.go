@@ -187,3 +187,84 @@ func TestParseKubeletReport(t *testing.T) {
 		t.Errorf("rerun: %q", r.Summary())
 	}
 }
+
+// The Kubernetes actions keyed by vCenter and ref: vc2 reuses the refs of
+// wk1 and wk1-clone for unrelated VMs. The finding names vc1's VMs, so the
+// entry is vc1's copy; a probe of vc2's VM says nothing about it, vc1's own
+// probe does.
+func TestPlanKubeletVMKeys(t *testing.T) {
+	twins := func() reconcile.Snapshot {
+		snap := kubeWorld(10, false)
+		for i, name := range []string{"db-a", "db-b"} {
+			v := vm(name, t0.Add(-48*time.Hour))
+			v.VCenter, v.Ref = "vc2", snap.VMs[i].Ref
+			snap.VMs = append(snap.VMs, v)
+		}
+		return snap
+	}
+	off := func(vc string) reconcile.GuestIdentity {
+		return reconcile.GuestIdentity{VCenter: vc, VMRef: "vm-wk1-clone", ProbedAt: t0, KubeletEnabled: "no", KubeletActive: "no"}
+	}
+	snap := twins()
+	p, res := plan(t, snap, Options{})
+	if actions(p.Entries) != "wk1-clone:disable-kubelet" || p.Entries[0].VM.VCenter != "vc1" || len(p.Refused) != 0 {
+		t.Errorf("entries %+v refused %+v findings %v", p.Entries, p.Refused, kinds(res))
+	}
+	if !strings.Contains(strings.Join(p.Fingerprint.Actions, ","), "vc1/vm-wk1-clone disable-kubelet") {
+		t.Errorf("fingerprint actions %v", p.Fingerprint.Actions)
+	}
+	snap.Guests = []reconcile.GuestIdentity{off("vc2")}
+	if p, _ = plan(t, snap, Options{}); actions(p.Entries) != "wk1-clone:disable-kubelet" || len(p.AlreadyDone) != 0 {
+		t.Errorf("vc2's probe taken for vc1's VM: entries %s done %+v", actions(p.Entries), p.AlreadyDone)
+	}
+	snap.Guests = []reconcile.GuestIdentity{off("vc1")}
+	if p, _ = plan(t, snap, Options{}); len(p.Entries) != 0 || len(p.AlreadyDone) != 1 || p.AlreadyDone[0].VM.VCenter != "vc1" {
+		t.Errorf("vc1's own probe: entries %s done %+v", actions(p.Entries), p.AlreadyDone)
+	}
+	// -vm VCENTER/REF: the finding still picks the action.
+	p, _ = plan(t, twins(), Options{Settings: Settings{Select: []string{"vc1/vm-wk1-clone"}}})
+	if actions(p.Entries) != "wk1-clone:disable-kubelet" || p.Entries[0].FindingKind != reconcile.KindSharedK8sNode ||
+		!strings.HasSuffix(p.Entries[0].Reason, "; selected with -vm") {
+		t.Errorf("-vm vc1/vm-wk1-clone: %+v", p.Entries)
+	}
+	// Skip markers are looked up per vCenter: vc2's marker on the same ref
+	// leaves vc1's copy in the plan, vc1's keeps it out.
+	p, _ = plan(t, twins(), Options{Skip: map[reconcile.VMKey]string{{VCenter: "vc2", Ref: "vm-wk1-clone"}: "x"}})
+	if actions(p.Entries) != "wk1-clone:disable-kubelet" {
+		t.Errorf("vc2's marker: %+v", p)
+	}
+	keys, err := Candidates(twins(), res, Settings{})
+	if err != nil || len(keys) != 1 || keys[0] != (reconcile.VMKey{VCenter: "vc1", Ref: "vm-wk1-clone"}) {
+		t.Errorf("candidates %v %v", keys, err)
+	}
+}
+
+// An MKE copy gets two entries (disable-docker, disable-kubelet) on one
+// VM: the caps count it once, when the plan is computed and again when the
+// saved plan is rechecked at apply time.
+func TestRecheckKubeletPlanCountsVMs(t *testing.T) {
+	snap := kubeWorld(10, true)
+	snap.VCenterUUIDs = map[string]string{"vc1": "uuid-vc1"}
+	saved, _ := plan(t, snap, Options{})
+	if actions(saved.Entries) != "wk1-clone:disable-docker,wk1-clone:disable-kubelet" || saved.Blocked != "" || saved.Settings.MaxActions != 1 {
+		t.Fatalf("setup: %+v", saved)
+	}
+	saved = saveLoad(t, sealed(t, saved, testKey), nil)
+	if err := Verify(saved, testKey); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := plan(t, snap, Options{Settings: ApplySettings(saved.Settings, Settings{MaxActions: 1, MaxPercent: 10})})
+	if err := Recheck(saved, fresh, nil); err != nil {
+		t.Errorf("recheck of a one-VM MKE plan: %v", err)
+	}
+	// Half applied (disable-docker done): the rest still applies.
+	done := func(e Entry) bool { return e.Action == ActionDisableDocker }
+	snap.Guests[1].DockerEnabled, snap.Guests[1].DockerActive = "no", "no"
+	fresh, _ = plan(t, snap, Options{Settings: saved.Settings})
+	if actions(fresh.Entries) != "wk1-clone:disable-kubelet" || len(fresh.AlreadyDone) != 1 {
+		t.Fatalf("fresh after disable-docker: %+v", fresh)
+	}
+	if err := Recheck(saved, fresh, done); err != nil {
+		t.Errorf("recheck after disable-docker: %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 // Package remediate turns findings into a plan of actions on the VMs that
-// impersonate a swarm node, and executes such a plan through vSphere (guest
-// operations or power operations), journaling every action.
+// impersonate a swarm node or a Kubernetes Node, and executes such a plan
+// through vSphere (guest operations or power operations), journaling every
+// action.
 //
 // It is split the way terraform is: Plan is a pure function (snapshot +
 // result + options in, Plan out: what would be done, what is refused and
@@ -8,17 +9,29 @@
 // store's journal before (intent) and after (outcome) it is taken.
 //
 // Safety rules, all enforced by Plan:
-//   - a finding's original (the VM that owns the node ID) is never touched;
+//   - a finding's original (the VM that owns the node ID or the Node) is
+//     never touched;
 //   - templates are never touched (reported with the manual fix);
 //   - VMs carrying the skip marker (custom attribute vmreconcile.skip set to
 //     a non-empty value) or matching an exclude pattern are never touched;
-//   - a shared-node-id finding whose original is undetermined is refused
-//     (name the impostor explicitly);
+//   - a shared-node-id, shared-k8s-node or clone-of-k8s-node finding whose
+//     original is undetermined is refused (name the impostor explicitly);
 //   - when more VMs qualify than -max-actions or -max-percent of the
 //     inventory allow, the plan is blocked and nothing is done at all.
 //
 // Nothing here ever removes a node on a manager (`docker node rm`
-// blacklists the shared ID and locks the original out as well).
+// blacklists the shared ID and locks the original out as well), nor deletes
+// a Kubernetes Node object (that drops its labels and taints).
+//
+// The action of each VM follows its findings' kind when the action is the
+// default, disable-docker (see actionsFor). VMs are keyed by vCenter and
+// ref (reconcile.VMKey) throughout.
+//
+// Files: plan.go (types, settings, fingerprint, staleness), candidates.go
+// (which VMs the findings and -vm name), compute.go (Compute: per-VM
+// checks, actions, caps, fingerprint), integrity.go (sealed plans,
+// Recheck), exec.go (Executor), script.go (guest scripts), markers.go
+// (skip markers), runner.go (Runner).
 package remediate
 
 import (
@@ -47,6 +60,11 @@ const (
 	// ActionPowerOff shuts the guest down, then powers the VM off hard after
 	// a timeout.
 	ActionPowerOff = "power-off"
+	// ActionDisableKubelet runs `systemctl disable --now kubelet` in the
+	// guest and moves the kubelet's credentials (/var/lib/kubelet/pki,
+	// /etc/kubernetes/kubelet.conf) into a timestamped backup directory
+	// under /var/backups; nothing is deleted (see script.go).
+	ActionDisableKubelet = "disable-kubelet"
 )
 
 // SkipMarker is the custom attribute (and the reserved tag name) that, set
@@ -67,6 +85,8 @@ const (
 // Settings are the options of a plan that are saved with it (the re-plan of
 // `remediate -apply FILE` uses them).
 type Settings struct {
+	// Action is disable-docker (the default: the action follows each VM's
+	// findings, see actionsFor), disable-kubelet or power-off.
 	Action         string   `json:"action"`
 	ForgetIdentity bool     `json:"forget_identity,omitempty"`
 	Select         []string `json:"select,omitempty"` // -vm: names, inventory paths or path.Match globs
@@ -138,7 +158,8 @@ type Plan struct {
 	// Entries are the actions, in order.
 	Entries []Entry `json:"entries"`
 	// AlreadyDone lists qualifying VMs whose state already is what the
-	// action makes it (guest probe: Docker disabled and inactive; VM off).
+	// action makes it (guest probe: Docker disabled and inactive, or kubelet
+	// disabled and inactive with no credentials left; VM off).
 	// They count against no cap and are not acted on.
 	AlreadyDone []Entry `json:"already_done,omitempty"`
 	// Refused lists VMs that will not be touched, and why.
@@ -168,7 +189,8 @@ type Fingerprint struct {
 	// VMs are the VMs involved: acted on, already done, refused, and the
 	// originals of the findings involved.
 	VMs []FingerprintVM `json:"vms"`
-	// Findings are the keys of the swarm-identity findings of the result.
+	// Findings are the keys of the identity findings (swarm and
+	// Kubernetes, Kinds) of the result.
 	Findings []string `json:"findings"`
 	// Actions are "KEY action" of the entries (KEY: VMKey.String).
 	Actions []string `json:"actions"`
@@ -185,9 +207,13 @@ type FingerprintVM struct {
 	PowerState string `json:"power_state"`
 }
 
-// swarmKinds are the findings about swarm identity remediation acts on (and
-// whose originals are protected).
-var swarmKinds = []string{reconcile.KindSharedNodeID, reconcile.KindCloneOfSwarmNode, reconcile.KindTemplateCarriesSwarm}
+// identityKinds are the findings remediation acts on (and whose originals
+// are protected): a copied swarm or kubelet identity.
+var identityKinds = slices.Concat(reconcile.SwarmIdentityKinds, reconcile.KubeIdentityKinds)
+
+// Kinds returns the finding kinds remediation acts on: the daemon and the
+// command plan remediation when a finding of one of these kinds is open.
+func Kinds() []string { return slices.Clone(identityKinds) }
 
 // Normalize fills in defaults and validates settings.
 func (s *Settings) Normalize() error {
@@ -195,9 +221,9 @@ func (s *Settings) Normalize() error {
 		s.Action = ActionDisableDocker
 	}
 	switch s.Action {
-	case ActionDisableDocker, ActionPowerOff:
+	case ActionDisableDocker, ActionDisableKubelet, ActionPowerOff:
 	default:
-		return fmt.Errorf("unknown action %q (fix: %s or %s)", s.Action, ActionDisableDocker, ActionPowerOff)
+		return fmt.Errorf("unknown action %q (fix: %s, %s or %s)", s.Action, ActionDisableDocker, ActionDisableKubelet, ActionPowerOff)
 	}
 	if s.ForgetIdentity && s.Action != ActionDisableDocker {
 		return fmt.Errorf("forget-identity goes with %s, not %s", ActionDisableDocker, s.Action)
@@ -224,13 +250,6 @@ func (s *Settings) Normalize() error {
 	return nil
 }
 
-// candidate is a VM some finding or selector names for action.
-type candidate struct {
-	vm      reconcile.VM
-	finding *reconcile.Finding // nil: selected without a finding naming it
-	reason  string
-}
-
 // Candidates returns the keys of the VMs Plan would consider acting on,
 // before the skip marker is checked: look their markers up (SkipMarkers and
 // SkipTags, once per vCenter) and pass them in Options.Skip.
@@ -249,114 +268,11 @@ func Candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings) ([]re
 	return keys, nil
 }
 
-// Compute computes the plan: what remediation would do. It is pure: no I/O, and the same
-// input gives the same plan (the ID also depends on Options.Now).
-func Compute(snap reconcile.Snapshot, res reconcile.Result, opts Options) (Plan, error) {
-	s := opts.Settings
-	if err := s.Normalize(); err != nil {
-		return Plan{}, err
-	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	p := Plan{Version: PlanVersion, Created: now.UTC(), Settings: s, VCenterUUIDs: maps.Clone(snap.VCenterUUIDs), ClusterIDs: clusterIDs(snap)}
-	ix := newVMIndex(snap)
-	for _, v := range snap.VMs {
-		if !v.Template {
-			p.InventoryVMs++
-		}
-	}
-	// Originals are never touched.
-	protected, involved, keys := ix.protect(res)
-
-	cands, refused, err := candidates(snap, res, s, ix)
-	if err != nil {
-		return Plan{}, err
-	}
-	p.Refused = refused
-	for _, c := range cands {
-		p.consider(c, res, ix, protected[c.vm.Key()], opts.Skip)
-	}
-	p.Blocked = capsBlock(len(p.Entries), p.InventoryVMs, s)
-
-	// Fingerprint: the VMs involved with their power states, the finding keys
-	// and the actions.
-	for _, e := range p.Entries {
-		involved[e.VM.Key()] = true
-	}
-	for _, e := range p.AlreadyDone {
-		involved[e.VM.Key()] = true
-	}
-	for _, r := range p.Refused {
-		involved[r.VM.Key()] = true
-	}
-	fp := Fingerprint{Findings: sortedUnique(keys), Actions: []string{}}
-	for _, k := range sortedVMKeys(involved) {
-		v := ix.byKey[k]
-		fp.VMs = append(fp.VMs, FingerprintVM{VCenter: v.VCenter, Ref: v.Ref, Name: v.Name, PowerState: v.PowerState})
-	}
-	for _, e := range p.Entries {
-		fp.Actions = append(fp.Actions, e.action())
-	}
-	fp.Digest = fp.digest()
-	p.Fingerprint = fp
-	sum := sha256.Sum256([]byte(fp.Digest + "|" + p.Created.Format(time.RFC3339Nano)))
-	p.ID = "plan-" + p.Created.Format("20060102T150405Z") + "-" + hex.EncodeToString(sum[:4])
-	return p, nil
-}
-
-// consider adds candidate c to the plan: as an entry, as already done, or
-// as refused (protected says why it is an original, "" when it is not).
-func (p *Plan) consider(c candidate, res reconcile.Result, ix *vmIndex, protected string, skip map[reconcile.VMKey]string) {
-	s := p.Settings
-	v := c.vm
-	info := vmInfo(v)
-	refuse := func(why, fix string) {
-		p.Refused = append(p.Refused, Refusal{VM: info, FindingKey: keyOf(c.finding), Why: why, Fix: fix})
-	}
-	switch {
-	case v.Template:
-		refuse("template: not actionable (a template cannot run a guest script or be powered off)", templateFix(res, v))
-		return
-	case protected != "":
-		refuse(protected, "")
-		return
-	case matchAny(s.Exclude, v):
-		refuse("matches an exclude pattern (policy.exclude)", "")
-		return
-	case skip[v.Key()] != "":
-		refuse("skip marker: "+skip[v.Key()], "")
-		return
-	}
-	e := Entry{VM: info, Action: s.Action, ForgetIdentity: s.ForgetIdentity, Reason: c.reason}
-	if f := c.finding; f != nil {
-		e.FindingKey, e.FindingKind, e.NodeID, e.Original = f.Key(), f.Kind, f.NodeID, f.Original
-	}
-	switch s.Action {
-	case ActionPowerOff:
-		if v.PowerState == "poweredOff" {
-			p.AlreadyDone = append(p.AlreadyDone, withReason(e, "already powered off"))
-			return
-		}
-	case ActionDisableDocker:
-		if !v.PoweredOn() {
-			refuse(fmt.Sprintf("%s: guest operations need it powered on", orUnknown(v.PowerState)),
-				"power it on with its network disconnected and rerun, or disable Docker in the guest before it rejoins; it takes over the node again when its Docker starts")
-			return
-		}
-		if g, ok := ix.guest(v); ok && g.Error == "" && g.DockerEnabled == "no" && g.DockerActive == "no" && (!s.ForgetIdentity || g.NodeID == "") {
-			p.AlreadyDone = append(p.AlreadyDone, withReason(e, "guest probe: Docker already disabled and inactive"))
-			return
-		}
-	}
-	p.Entries = append(p.Entries, e)
-}
-
-// capsBlock says which cap refuses n actions in an inventory of inventory
-// VMs, or "" when none does. As Cluster API's MachineHealthCheck
+// capsBlock says which cap refuses acting on n VMs in an inventory of
+// inventory VMs, or "" when none does. As Cluster API's MachineHealthCheck
 // maxUnhealthy: beyond the caps, something is wrong with the detection or
-// the estate; do nothing.
+// the estate; do nothing. The caps count VMs, not actions: n is
+// entryVMs(entries).
 func capsBlock(n, inventory int, s Settings) string {
 	if n == 0 {
 		return ""
@@ -371,275 +287,14 @@ func capsBlock(n, inventory int, s Settings) string {
 	return ""
 }
 
-// vmIndex holds a snapshot's VMs and guest probes by key. VMs are keyed by
-// vCenter and ref: several vCenters hand out the same morefs.
-type vmIndex struct {
-	byKey  map[reconcile.VMKey]reconcile.VM
-	refs   map[string][]reconcile.VM // ref → the VMs carrying it, one per vCenter using it
-	guests map[reconcile.VMKey]reconcile.GuestIdentity
-}
-
-func newVMIndex(snap reconcile.Snapshot) *vmIndex {
-	ix := &vmIndex{byKey: map[reconcile.VMKey]reconcile.VM{}, refs: map[string][]reconcile.VM{}, guests: map[reconcile.VMKey]reconcile.GuestIdentity{}}
-	for _, v := range snap.VMs {
-		ix.byKey[v.Key()] = v
-		ix.refs[v.Ref] = append(ix.refs[v.Ref], v)
+// entryVMs counts the VMs entries act on: a VM with two actions (MKE:
+// disable-docker, then disable-kubelet) is one.
+func entryVMs(es []Entry) int {
+	vms := map[reconcile.VMKey]bool{}
+	for _, e := range es {
+		vms[e.VM.Key()] = true
 	}
-	for _, g := range snap.Guests {
-		if old, ok := ix.guests[g.Key()]; !ok || !g.ProbedAt.Before(old.ProbedAt) {
-			ix.guests[g.Key()] = g // the latest probe wins
-		}
-	}
-	return ix
-}
-
-// guest returns the guest probe of v: its own, or one that names no
-// vCenter when no other vCenter's VM has v's ref.
-func (ix *vmIndex) guest(v reconcile.VM) (reconcile.GuestIdentity, bool) {
-	if g, ok := ix.guests[v.Key()]; ok {
-		return g, true
-	}
-	if len(ix.refs[v.Ref]) == 1 {
-		g, ok := ix.guests[reconcile.VMKey{Ref: v.Ref}]
-		return g, ok
-	}
-	return reconcile.GuestIdentity{}, false
-}
-
-// resolve returns the VMs the j-th VM of a finding can be. A finding names
-// its VMs' vCenters (Finding.VMVCenters): that VM, if the snapshot has it.
-// One that does not (older JSON or store rows) names them by ref, path and
-// name: when several vCenters have a VM with that ref, the path and name
-// narrow it down. More than one result means the finding is ambiguous and
-// must not be acted on.
-func (ix *vmIndex) resolve(f *reconcile.Finding, j int) []reconcile.VM {
-	if j < len(f.VMVCenters) {
-		if v, ok := ix.byKey[reconcile.VMKey{VCenter: f.VMVCenters[j], Ref: f.VMRefs[j]}]; ok {
-			return []reconcile.VM{v}
-		}
-		return nil
-	}
-	vs := ix.refs[f.VMRefs[j]]
-	if len(vs) <= 1 {
-		return vs
-	}
-	var out []reconcile.VM
-	for _, v := range vs {
-		if j < len(f.VMPaths) && f.VMPaths[j] != "" && v.Path != f.VMPaths[j] {
-			continue
-		}
-		if j < len(f.VMs) && f.VMs[j] != "" && v.Name != f.VMs[j] {
-			continue
-		}
-		out = append(out, v)
-	}
-	return out
-}
-
-// protect returns the originals of the swarm-identity findings (VM key →
-// why it is never touched), the VMs involved so far (the originals) and the
-// findings' keys.
-func (ix *vmIndex) protect(res reconcile.Result) (map[reconcile.VMKey]string, map[reconcile.VMKey]bool, []string) {
-	protected := map[reconcile.VMKey]string{}
-	involved := map[reconcile.VMKey]bool{}
-	var keys []string
-	for i := range res.Findings {
-		f := &res.Findings[i]
-		if !slices.Contains(swarmKinds, f.Kind) {
-			continue
-		}
-		keys = append(keys, f.Key())
-		if f.Original == "" || len(f.VMRefs) == 0 {
-			continue
-		}
-		// The original is listed first; also protect whichever VM carries
-		// the original's name, should the order ever differ. When the
-		// finding's VM cannot be narrowed to one VM, every VM with that ref
-		// is protected.
-		for j := range f.VMRefs {
-			if j != 0 && (j >= len(f.VMs) || f.VMs[j] != f.Original) {
-				continue
-			}
-			vs := ix.resolve(f, j)
-			if len(vs) != 1 {
-				vs = ix.refs[f.VMRefs[j]]
-			}
-			for _, v := range vs {
-				if _, ok := protected[v.Key()]; !ok {
-					protected[v.Key()] = fmt.Sprintf("original of the %s finding for node %s: never touched", f.Kind, f.NodeID)
-				}
-				involved[v.Key()] = true
-			}
-		}
-	}
-	return protected, involved, keys
-}
-
-// impostors is what the findings name for action, before -vm selection.
-type impostors struct {
-	why   map[reconcile.VMKey]impostor
-	order []reconcile.VMKey
-	// noOriginal: VMs of shared-node-id findings whose original is
-	// undetermined; ambiguous: refs (of findings without vCenters) that
-	// several vCenters' VMs carry with the same path and name.
-	noOriginal map[reconcile.VMKey]*reconcile.Finding
-	ambiguous  map[string]*reconcile.Finding
-}
-
-type impostor struct {
-	f      *reconcile.Finding
-	reason string
-}
-
-// name records the j-th VM of f as an impostor, when it resolves to exactly
-// one VM of the snapshot.
-func (im *impostors) name(ix *vmIndex, f *reconcile.Finding, j int, reason string) {
-	vs := ix.resolve(f, j)
-	if len(vs) != 1 {
-		if _, ok := im.ambiguous[f.VMRefs[j]]; !ok && len(vs) > 1 {
-			im.ambiguous[f.VMRefs[j]] = f
-		}
-		return
-	}
-	k := vs[0].Key()
-	if _, ok := im.why[k]; !ok {
-		im.why[k] = impostor{f, reason}
-		im.order = append(im.order, k)
-	}
-}
-
-func findImpostors(res reconcile.Result, ix *vmIndex) *impostors {
-	im := &impostors{why: map[reconcile.VMKey]impostor{}, noOriginal: map[reconcile.VMKey]*reconcile.Finding{}, ambiguous: map[string]*reconcile.Finding{}}
-	for i := range res.Findings {
-		f := &res.Findings[i]
-		if len(f.VMRefs) == 0 { // nothing to act on (and no index to take)
-			continue
-		}
-		switch f.Kind {
-		case reconcile.KindSharedNodeID:
-			if f.Original == "" {
-				for j, ref := range f.VMRefs {
-					vs := ix.resolve(f, j)
-					if len(vs) == 0 && j >= len(f.VMVCenters) {
-						vs = ix.refs[ref]
-					}
-					for _, v := range vs {
-						if _, ok := im.noOriginal[v.Key()]; !ok {
-							im.noOriginal[v.Key()] = f
-						}
-					}
-				}
-				continue
-			}
-			conf := ""
-			if f.Confirmed {
-				conf = ", confirmed in the guest"
-			}
-			for j := range f.VMRefs {
-				if j == 0 {
-					continue
-				}
-				im.name(ix, f, j, fmt.Sprintf("answers as node %s of %s (the original, left alone)%s", f.NodeID, f.Original, conf))
-			}
-		case reconcile.KindCloneOfSwarmNode:
-			if len(f.VMRefs) < 2 {
-				continue
-			}
-			im.name(ix, f, len(f.VMRefs)-1, fmt.Sprintf("clone of swarm node %s (%s, left alone) carrying its swarm state", f.NodeID, f.Original))
-		case reconcile.KindTemplateCarriesSwarm:
-			im.name(ix, f, len(f.VMRefs)-1, fmt.Sprintf("template carries the swarm identity of node %s", f.NodeID))
-		}
-	}
-	return im
-}
-
-// candidates lists the VMs to consider, in order, and the VMs refused
-// before any per-VM check (findings without an original, ambiguous refs).
-func candidates(snap reconcile.Snapshot, res reconcile.Result, s Settings, ix *vmIndex) ([]candidate, []Refusal, error) {
-	if ix == nil {
-		ix = newVMIndex(snap)
-	}
-	im := findImpostors(res, ix)
-	if len(s.Select) > 0 {
-		out, err := selected(snap, s.Select, im)
-		return out, nil, err
-	}
-	var out []candidate
-	var refused []Refusal
-	seen := map[reconcile.VMKey]bool{}
-	for _, k := range im.order {
-		v, ok := ix.byKey[k]
-		if !ok || seen[k] {
-			continue
-		}
-		seen[k] = true
-		w := im.why[k]
-		out = append(out, candidate{vm: v, finding: w.f, reason: w.reason})
-	}
-	for _, k := range sortedVMKeys(im.noOriginal) {
-		f := im.noOriginal[k]
-		v, ok := ix.byKey[k]
-		if !ok || seen[k] {
-			continue
-		}
-		seen[k] = true
-		refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
-			Why: fmt.Sprintf("shares node ID %s but the evidence cannot tell which VM is the original", f.NodeID),
-			Fix: "decide which VM is the original and name the others with -vm NAME"})
-	}
-	for _, ref := range slices.Sorted(maps.Keys(im.ambiguous)) {
-		f := im.ambiguous[ref]
-		for _, v := range ix.refs[ref] {
-			if seen[v.Key()] {
-				continue
-			}
-			seen[v.Key()] = true
-			refused = append(refused, Refusal{VM: vmInfo(v), FindingKey: f.Key(),
-				Why: fmt.Sprintf("the finding names ref %s, which several vCenters' VMs carry with the same path and name: cannot tell which one it means", ref),
-				Fix: "name the impostor with -vm PATH"})
-		}
-	}
-	return out, refused, nil
-}
-
-// selected lists the VMs -vm selects, by name, with the finding that names
-// each, if any. A pattern that matches no VM is a *SelectError.
-func selected(snap reconcile.Snapshot, patterns []string, im *impostors) ([]candidate, error) {
-	var out []candidate
-	seen := map[reconcile.VMKey]bool{}
-	matched := map[string]bool{}
-	vms := slices.Clone(snap.VMs)
-	sort.SliceStable(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
-	for _, v := range vms {
-		hit := false
-		for _, p := range patterns {
-			if matchPattern(p, v) {
-				matched[p] = true
-				hit = true
-			}
-		}
-		if !hit || seen[v.Key()] {
-			continue
-		}
-		seen[v.Key()] = true
-		if w, ok := im.why[v.Key()]; ok {
-			out = append(out, candidate{vm: v, finding: w.f, reason: w.reason + "; selected with -vm"})
-		} else if f := im.noOriginal[v.Key()]; f != nil {
-			out = append(out, candidate{vm: v, finding: f, reason: fmt.Sprintf("shares node ID %s (original undetermined); selected with -vm", f.NodeID)})
-		} else {
-			out = append(out, candidate{vm: v, reason: "selected with -vm (no finding names it)"})
-		}
-	}
-	var missing []string
-	for _, p := range patterns {
-		if !matched[p] {
-			missing = append(missing, p)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, &SelectError{Patterns: missing}
-	}
-	return out, nil
+	return len(vms)
 }
 
 // Key returns the key of the VM.
@@ -678,7 +333,7 @@ func IsSelectError(err error) bool {
 
 func templateFix(res reconcile.Result, v reconcile.VM) string {
 	for _, f := range res.Findings {
-		if f.Kind != reconcile.KindTemplateCarriesSwarm {
+		if f.Kind != reconcile.KindTemplateCarriesSwarm && f.Kind != reconcile.KindTemplateCarriesKubelet {
 			continue
 		}
 		for j, k := range f.VMKeys() {
@@ -697,13 +352,6 @@ func withReason(e Entry, s string) Entry {
 
 func vmInfo(v reconcile.VM) VMInfo {
 	return VMInfo{Name: v.Name, Path: v.Path, Ref: v.Ref, VCenter: v.VCenter, PowerState: v.PowerState}
-}
-
-func keyOf(f *reconcile.Finding) string {
-	if f == nil {
-		return ""
-	}
-	return f.Key()
 }
 
 // matchPattern matches a -vm or exclude pattern against a VM's name, its
