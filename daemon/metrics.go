@@ -27,8 +27,9 @@ const (
 
 // Source types, as the source_type label names them.
 const (
-	SourceVCenter = "vcenter"
-	SourceSwarm   = "swarm"
+	SourceVCenter    = "vcenter"
+	SourceSwarm      = "swarm"
+	SourceKubernetes = "kubernetes"
 )
 
 // findingKinds are the kinds whose vmreconcile_findings_open series exist
@@ -38,6 +39,8 @@ var findingKinds = []string{
 	reconcile.KindTemplateCarriesSwarm, reconcile.KindDuplicateBIOSUUID, reconcile.KindDuplicateMAC,
 	reconcile.KindDuplicateHostname, reconcile.KindNodeWithoutVM, reconcile.KindNodeReadyVMOff,
 	reconcile.KindSharedEngineID, reconcile.KindSharedMachineID,
+	reconcile.KindSharedK8sNode, reconcile.KindK8sNodeFlapping, reconcile.KindCloneOfK8sNode,
+	reconcile.KindTemplateCarriesKubelet,
 }
 
 var severities = []reconcile.Severity{reconcile.Info, reconcile.Warning, reconcile.Critical}
@@ -121,7 +124,7 @@ func (m *metrics) precreate() {
 	for _, r := range []string{"taken", "dry_run", "refused", "failed"} {
 		m.actions.WithLabelValues(r)
 	}
-	for _, t := range []string{SourceVCenter, SourceSwarm} {
+	for _, t := range []string{SourceVCenter, SourceSwarm, SourceKubernetes} {
 		m.detectionRuns.v.WithLabelValues(t)
 	}
 	m.setOpenFindings(nil)
