@@ -161,6 +161,9 @@ func (s *Store) RecordRunWith(ctx context.Context, snap reconcile.Snapshot, res 
 		if err := recordObservations(ctx, tx, snap.Swarms, res.Nodes, runID, at); err != nil {
 			return err
 		}
+		if err := recordKubeObservations(ctx, tx, snap.Kubernetes, runID); err != nil {
+			return err
+		}
 		for _, g := range snap.Guests {
 			if g.VMRef == "" {
 				continue
@@ -512,6 +515,10 @@ func (s *Store) History(ctx context.Context, since time.Time) (reconcile.History
 		return h, fmt.Errorf("store: history: %w", err)
 	}
 	rows.Close()
+
+	if h.KubeNodes, err = s.kubeHistory(ctx, since); err != nil {
+		return h, err
+	}
 
 	rows, err = s.db.QueryContext(ctx, `SELECT vm_ref, source_ref, source_name, kind, time FROM lineage ORDER BY vm_ref, last_reported`)
 	if err != nil {

@@ -186,6 +186,31 @@ CREATE TABLE alert_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX alert_deliveries_sink ON alert_deliveries(sink, status);
 `},
+	// 4: what each Kubernetes Node was written with, per run (the history
+	// that names a shared Node's original).
+	{sql: `
+CREATE TABLE kube_node_observations (
+	id             INTEGER PRIMARY KEY,
+	run_id         INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+	cluster        TEXT    NOT NULL,
+	node           TEXT    NOT NULL,
+	boot_id        TEXT    NOT NULL DEFAULT '',
+	machine_id     TEXT    NOT NULL DEFAULT '',
+	system_uuid    TEXT    NOT NULL DEFAULT '',
+	kernel         TEXT    NOT NULL DEFAULT '',
+	kubelet        TEXT    NOT NULL DEFAULT '',
+	cpus           INTEGER NOT NULL DEFAULT 0,
+	memory_bytes   INTEGER NOT NULL DEFAULT 0,
+	internal_ip    TEXT    NOT NULL DEFAULT '',
+	hostname       TEXT    NOT NULL DEFAULT '',
+	events_only    INTEGER NOT NULL DEFAULT 0,
+	first_seen     INTEGER,
+	last_seen      INTEGER,
+	seen           INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX kube_node_observations_run  ON kube_node_observations(run_id);
+CREATE INDEX kube_node_observations_node ON kube_node_observations(cluster, node, run_id);
+`},
 }
 
 // SchemaVersion is the schema version this binary writes.
