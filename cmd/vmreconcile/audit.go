@@ -86,7 +86,6 @@ func (cmd *auditCmd) Run(ctx context.Context, args []string) error {
 	if err := cmd.needCluster(); err != nil {
 		return err
 	}
-	cmd.printNotes("audit")
 	src := audit.NewSources(cmd.cfg)
 	defer src.Close()
 	opts := audit.Options{Observe: audit.Observe(cmd.cfg.Observe), Progress: progress()}
@@ -98,6 +97,7 @@ func (cmd *auditCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return sourceError(err, cmd.vcFromFlags)
 	}
+	cmd.printNotes("audit") // on success only: an error stays one line
 	return report(out.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn)})
 }
 

@@ -105,10 +105,8 @@ func TestRealKubernetesAudit(t *testing.T) {
 			t.Errorf("finding %+v: want Node k8s-wk-1 over both VMs, original k8s-wk-1", f)
 		}
 		ev := strings.Join(f.Evidence, "\n")
-		for _, want := range []string{"Rebooted", "cpu 4 -> 8"} {
-			if !strings.Contains(ev, want) {
-				t.Errorf("evidence lacks %q:\n%s", want, ev)
-			}
+		if !strings.Contains(ev, "Rebooted") || !strings.Contains(ev, "cpu 4 -> 8 -> 4") && !strings.Contains(ev, "cpu 8 -> 4 -> 8") {
+			t.Errorf("evidence lacks the Rebooted events or the CPU flips:\n%s", ev)
 		}
 		if strings.Contains(f.Remedy, "kubectl delete") && !strings.Contains(f.Remedy, "Do NOT delete") {
 			t.Errorf("remedy suggests kubectl delete node: %s", f.Remedy)

@@ -131,10 +131,15 @@ func TestDemoJSONSchema(t *testing.T) {
 	for k := range top {
 		keys = append(keys, k)
 	}
-	if got := strings.Join(slices.Sorted(slices.Values(keys)), ","); got != "findings,nodes,summary,vms" {
+	// (kube_nodes: the demo has a Kubernetes cluster; machines appear only
+	// without a vCenter.)
+	if got := strings.Join(slices.Sorted(slices.Values(keys)), ","); got != "findings,kube_nodes,nodes,summary,vms" {
 		t.Errorf("top-level keys = %s", got)
 	}
 	res := decode(t, r)
+	if k8s := findingsOf(res, reconcile.KindSharedK8sNode); len(k8s) != 1 || k8s[0].Original != "swarm-wk-03" || !slices.Contains(k8s[0].VMs, "k8s-new-01") {
+		t.Errorf("the demo's Kubernetes side: shared-k8s-node %+v", k8s)
+	}
 	shared := findingsOf(res, reconcile.KindSharedNodeID)
 	if len(shared) != 1 {
 		t.Fatalf("shared-node-id findings = %d, want 1: %+v", len(shared), res.Findings)

@@ -159,7 +159,6 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	if cmd.apply && cmd.settings.Action != remediate.ActionPowerOff && !cmd.logins.Any() {
 		return usagef("%s needs a guest login (fix: -l user:password, GOVC_GUEST_LOGIN, or guest.login in the config)", cmd.settings.Action)
 	}
-	cmd.printNotes("remediate")
 	src := audit.NewSources(cmd.cfg)
 	defer src.Close()
 	opts := audit.Options{Observe: audit.Observe(cmd.cfg.Observe), Progress: progress()}
@@ -171,6 +170,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return sourceError(err, cmd.vcFromFlags)
 	}
+	cmd.printNotes("remediate")
 	var st *store.Store
 	if cmd.apply || saved != nil {
 		if st, err = openStore(cmd.cfg.Store.Path, false); err != nil {

@@ -120,7 +120,7 @@ func TestDemoNoVCenter(t *testing.T) {
 	res := decode(t, r)
 	shared := findingsOf(res, reconcile.KindSharedNodeID)
 	if len(shared) != 1 || len(shared[0].VMs) != 0 || len(shared[0].Machines) != 2 || res.Summary.VMs != 0 ||
-		len(res.Summary.Sources) != 1 || !strings.HasPrefix(res.Summary.Sources[0], "swarm ") {
+		len(res.Summary.Sources) != 2 || !strings.HasPrefix(res.Summary.Sources[0], "swarm ") || res.Summary.Sources[1] != "kubernetes mke" {
 		t.Fatalf("demo -no-vcenter: summary %+v, shared %+v", res.Summary, shared)
 	}
 	if r := runBin(t, nil, "demo", "-no-vcenter"); !strings.Contains(r.stdout, "SIMULATED") || !strings.Contains(r.stdout, "machines: ") {
