@@ -373,7 +373,7 @@ func TestSharedK8sNodeEvidence(t *testing.T) {
 	s := ksnap(vms(kWorker, kClone), withEvents(knode("kwk-01", []KubeIdentity{idWk, idClone}, kFight...), fightEvents()...))
 	r := Reconcile(s, History{})
 	f := findKind(r.Findings, KindSharedK8sNode)
-	if f == nil || f.Severity != Critical || f.Cluster != "prod" || f.Key() != "shared-k8s-node|prod/kwk-01|vm-kwk-01,vm-kwk-01-clone" {
+	if f == nil || f.Severity != Critical || f.Cluster != "prod" || f.Key() != "shared-k8s-node|prod/kwk-01|vc1/vm-kwk-01,vc1/vm-kwk-01-clone" {
 		t.Fatalf("finding %+v", f)
 	}
 	ev := strings.Join(f.Evidence, "\n")
