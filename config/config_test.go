@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/viper"
 )
 
 func write(t *testing.T, dir, name, body string) string {
@@ -135,11 +137,48 @@ func TestMissingFile(t *testing.T) {
 	}
 }
 
-func TestKeysListsEnvOverridable(t *testing.T) {
-	keys := strings.Join(Keys(), " ")
-	for _, k := range []string{"store.path", "schedules.audit", "policy.max_actions", "observe.lookback", "vcenters"} {
-		if !strings.Contains(keys, k) {
-			t.Errorf("Keys() lacks %s: %s", k, keys)
+// TestEveryScalarKeyIsEnvOverridable: the package promises VMRECONCILE_<KEY>
+// for every scalar key, which holds only for keys setDefaults registers.
+func TestEveryScalarKeyIsEnvOverridable(t *testing.T) {
+	v := viper.New()
+	setDefaults(v, Default())
+	keys := strings.Join(v.AllKeys(), " ")
+	for _, k := range []string{"store.path", "store.retention", "schedules.audit", "policy.max_actions", "policy.max_percent",
+		"observe.lookback", "guest.timeout", "guest.concurrency", "listen", "log.level", "fail_on"} {
+		if !strings.Contains(" "+keys+" ", " "+k+" ") {
+			t.Errorf("%s is not registered for the environment: %s", k, keys)
 		}
+	}
+	t.Setenv("VMRECONCILE_POLICY_MAX_ACTIONS", "3")
+	t.Setenv("VMRECONCILE_OBSERVE_LOOKBACK", "20m")
+	t.Setenv("VMRECONCILE_GUEST_CONCURRENCY", "7")
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy.MaxActions != 3 || cfg.Observe.Lookback != 20*time.Minute || cfg.Guest.Concurrency != 7 {
+		t.Errorf("env overrides not applied: max_actions=%d lookback=%v concurrency=%d", cfg.Policy.MaxActions, cfg.Observe.Lookback, cfg.Guest.Concurrency)
+	}
+}
+
+// TestInFileWhateverTheErrorType: Load used to set the file with an unchecked
+// err.(*Error), which panics on a wrapped *Error or on any other error type.
+func TestInFileWhateverTheErrorType(t *testing.T) {
+	wrapped := fmt.Errorf("while checking: %w", &Error{Key: "store.path", Msg: "empty"})
+	err := inFile("/etc/vmr.yaml", wrapped)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.File != "/etc/vmr.yaml" || ce.Key != "store.path" {
+		t.Errorf("wrapped *Error: %#v", err)
+	}
+	if got := err.Error(); got != "/etc/vmr.yaml: store.path: empty" {
+		t.Errorf("wrapped *Error message: %q", got)
+	}
+	err = inFile("/etc/vmr.yaml", errors.New("a foreign\nerror"))
+	if !errors.As(err, &ce) || err.Error() != "/etc/vmr.yaml: a foreign error" {
+		t.Errorf("foreign error: %T %q", err, err)
+	}
+	err = inFile("/etc/vmr.yaml", &Error{Key: "listen", Msg: "bad"})
+	if got := err.Error(); got != "/etc/vmr.yaml: listen: bad" {
+		t.Errorf("*Error: %q", got)
 	}
 }

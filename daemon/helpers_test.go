@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -284,15 +283,6 @@ func baseConfig(t *testing.T) config.Config {
 	cfg.Store.Path = filepath.Join(t.TempDir(), "state.db")
 	cfg.Ready.MaxAge = time.Minute
 	return cfg
-}
-
-func writeFile(t *testing.T, dir, name, body string) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func vimRef(value string) types.ManagedObjectReference {

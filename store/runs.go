@@ -459,12 +459,3 @@ func mergeStrings(a, b []string) []string {
 	}
 	return a
 }
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}

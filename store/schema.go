@@ -159,9 +159,6 @@ END;
 `,
 }
 
-// SchemaVersion is the schema version this binary writes.
-func SchemaVersion() int { return len(migrations) }
-
 const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_version (
 	version    INTEGER PRIMARY KEY,
 	applied_at INTEGER NOT NULL
