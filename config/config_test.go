@@ -82,6 +82,9 @@ func TestLoadBad(t *testing.T) {
 		{"typo top", "stor:\n  path: /x\n", []string{"stor", "unknown key"}},
 		{"bad cron", "schedules:\n  audit: '61 * * * *'\n", []string{"schedules.audit", `"61 * * * *"`, "fix:"}},
 		{"bad cron fields", "schedules:\n  prune: 'every day'\n", []string{"schedules.prune", "every day"}},
+		// robfig/cron panics on these (found by FuzzLoad).
+		{"time zone alone", "schedules:\n  audit: 'TZ='\n", []string{"schedules.audit", `"TZ="`, "time zone prefix needs a space"}},
+		{"time zone no space", "schedules:\n  lineage: 'CRON_TZ=UTC'\n", []string{"schedules.lineage", "time zone prefix"}},
 		{"missing secret file", "vcenters:\n  - url: vc1\n    password_file: /nonexistent/pw\n", []string{"vcenters[0].password_file", "/nonexistent/pw", "no such file"}},
 		{"bad vcenter url", "vcenters:\n  - url: 'ftp://u:hunter2@vc1'\n", []string{"vcenters[0].url", "REDACTED"}},
 		{"bad docker host", "swarms:\n  - hosts: ['mgr-1:2376']\n", []string{"swarms[0].hosts[0]", "mgr-1:2376", "tcp://"}},
