@@ -74,9 +74,15 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // a partial snapshot is never returned as if it were whole.
 func Snapshot(ctx context.Context, src Sources, opts Options) (reconcile.Snapshot, error) {
 	vcs, sws := src.VCenters, src.Swarms
-	progress := opts.Progress
-	if progress == nil {
-		progress = func(string, ...any) {}
+	progress := func(string, ...any) {}
+	if p := opts.Progress; p != nil {
+		// The sources report from their own goroutines: one line at a time.
+		var pmu sync.Mutex
+		progress = func(format string, args ...any) {
+			pmu.Lock()
+			defer pmu.Unlock()
+			p(format, args...)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

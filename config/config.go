@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -285,14 +284,24 @@ func Load(path string) (Config, error) {
 		return cfg, decodeError(path, err)
 	}
 	if err := cfg.readSecretFiles(); err != nil {
-		err.(*Error).File = path
-		return cfg, err
+		return cfg, inFile(path, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		err.(*Error).File = path
-		return cfg, err
+		return cfg, inFile(path, err)
 	}
 	return cfg, nil
+}
+
+// inFile returns err as an *Error naming path as its file. An *Error found in
+// err's chain keeps its key and message (a wrapper's text was formatted
+// before the file was known, so it is dropped); any other error becomes a
+// one-line *Error, so that Load keeps its promise whatever a validator returns.
+func inFile(path string, err error) error {
+	var ce *Error
+	if errors.As(err, &ce) {
+		return &Error{File: path, Key: ce.Key, Msg: ce.Msg}
+	}
+	return &Error{File: path, Msg: oneLine(err.Error())}
 }
 
 // setDefaults registers every scalar key with viper so that AutomaticEnv
@@ -449,14 +458,4 @@ func readSecret(key, path string) (Secret, error) {
 		return "", &Error{Key: key, Msg: fmt.Sprintf("%q is empty (fix: write the secret into it)", path)}
 	}
 	return Secret(s), nil
-}
-
-// Keys lists every configuration key, for the README and error hints.
-func Keys() []string {
-	v := viper.New()
-	setDefaults(v, Default())
-	keys := v.AllKeys()
-	keys = append(keys, "vcenters", "swarms", "kubernetes", "guest.logins", "alerts.webhooks", "alerts.alertmanager", "alerts.slack")
-	sort.Strings(keys)
-	return keys
 }

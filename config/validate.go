@@ -21,7 +21,23 @@ import (
 
 // CronParser is the parser for every schedule: standard 5-field specs,
 // descriptors (@every 10m, @hourly) and a CRON_TZ= prefix.
-var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+var CronParser cron.ScheduleParser = safeCronParser{cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)}
+
+// safeCronParser is robfig/cron's parser without its panics: v3.0.1 slices
+// out of range on a TZ= or CRON_TZ= prefix with no space after it ("TZ=").
+type safeCronParser struct{ p cron.Parser }
+
+func (s safeCronParser) Parse(spec string) (sched cron.Schedule, err error) {
+	if (strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=")) && !strings.Contains(spec, " ") {
+		return nil, errors.New("a time zone prefix needs a space and a schedule after it")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			sched, err = nil, fmt.Errorf("cannot parse it (%v)", r)
+		}
+	}()
+	return s.p.Parse(spec)
+}
 
 // Validate checks every value; the first problem is returned as an *Error.
 func (c *Config) Validate() error {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vmreconcile/vmreconcile/config"
@@ -29,9 +28,6 @@ func (d *Daemon) Handler() http.Handler {
 	mux.HandleFunc("GET /readyz", d.readyz)
 	return mux
 }
-
-// Registry returns the daemon's Prometheus registry.
-func (d *Daemon) Registry() *prometheus.Registry { return d.m.reg }
 
 // SourceStatus is one source in the /readyz body.
 type SourceStatus struct {

@@ -93,7 +93,6 @@ type scriptedHook struct {
 	mu     sync.Mutex
 	script []int
 	got    []string // event + " " + delivery id
-	keys   []string
 	delay  time.Duration
 }
 

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/guest"
@@ -16,6 +17,8 @@ import (
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 )
 
 // MaxOutput caps what Run downloads of each of stdout and stderr; the rest
@@ -281,9 +284,16 @@ func sanitizeLine(s string) string {
 		}
 		b.WriteRune(r)
 	}
-	out := strings.TrimSpace(b.String())
+	// What is left that a terminal could act on (C1 controls, bidi and other
+	// format characters) becomes a visible escape; the cut falls between
+	// characters.
+	out := textsafe.Term(strings.TrimSpace(b.String()))
 	if len(out) > 200 {
-		out = out[:200] + "..."
+		i := 200
+		for i > 0 && !utf8.RuneStart(out[i]) {
+			i--
+		}
+		out = out[:i] + "..."
 	}
 	return out
 }

@@ -118,6 +118,8 @@ func TestParseReportKubelet(t *testing.T) {
 
 func TestDescribe(t *testing.T) {
 	soapErr := soap.WrapSoapFault(&soap.Fault{Code: "ServerFaultCode", String: "x", Detail: struct {
+		// The anonymous type must be soap.Fault's own; typeattr is an option of govmomi's xml package.
+		//lint:ignore SA5008 govmomi's vim25/xml defines the typeattr option
 		Fault types.AnyType `xml:",any,typeattr"`
 	}{Fault: &types.InvalidGuestLogin{}}})
 	if got := Describe(fmt.Errorf("start: %w", soapErr)); !strings.Contains(got, "invalid guest login") {

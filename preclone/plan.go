@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
@@ -123,7 +124,9 @@ fi`
 
 func script(p Plan) string {
 	var b strings.Builder
-	b.WriteString("# vmreconcile generalize: copy " + p.Target + " (" + p.TargetRef + ") of " + p.Source + " (" + p.SourceRef + ")\n")
+	// Names come from vCenter: escaped, a newline in one cannot end the
+	// comment and start a command.
+	b.WriteString("# vmreconcile generalize: copy " + textsafe.Term(p.Target+" ("+p.TargetRef+") of "+p.Source+" ("+p.SourceRef+")") + "\n")
 	b.WriteString("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nexport PATH\nset -eu\numask 077\n")
 	for i, s := range p.Steps {
 		cmd := strings.Replace(s.Command, rootLine, dataRoot, 1)

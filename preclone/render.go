@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 )
 
 // Output is the JSON document of `vmreconcile preclone -json`.
@@ -47,7 +49,8 @@ func writeReport(w io.Writer, r Report, width int) {
 	if r.Template {
 		kind = "template"
 	}
-	head := fmt.Sprintf("%s %s (%s, %s, %s)", kind, r.Name, r.Path, r.Ref, power(r.PowerState, r.Template))
+	head := fmt.Sprintf("%s %s (%s, %s, %s)", kind, textsafe.Term(r.Name), textsafe.Term(r.Path), textsafe.Term(r.Ref),
+		textsafe.Term(power(r.PowerState, r.Template)))
 	v := string(r.Verdict)
 	if pad := width - len(head) - len(v); pad >= 2 {
 		head += strings.Repeat(" ", pad) + v
@@ -105,11 +108,14 @@ func power(s string, template bool) string {
 }
 
 // wrap prints text after first, wrapping at width with rest as the indent of
-// the following lines. Words longer than a line are not broken.
+// the following lines. Words longer than a line are not broken. Each word is
+// escaped for the terminal: text carries names and facts from vCenter and
+// guests.
 func wrap(w io.Writer, first, rest, text string, width int) {
 	line := first
 	empty := true
 	for _, word := range strings.Fields(text) {
+		word = textsafe.Term(word)
 		if !empty && len(line)+1+len(word) > width {
 			fmt.Fprintln(w, line)
 			line, empty = rest, true
@@ -134,7 +140,7 @@ func WritePlan(w io.Writer, p Plan, width int) {
 	for i, s := range p.Steps {
 		wrap(w, fmt.Sprintf("%d. ", i+1), "   ", s.Title, width)
 		for _, l := range strings.Split(s.Command, "\n") {
-			fmt.Fprintln(w, "     "+l)
+			fmt.Fprintln(w, "     "+textsafe.Term(l))
 		}
 	}
 }

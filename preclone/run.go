@@ -72,17 +72,17 @@ func Open(ctx context.Context, opts Options, sel Selection) (*Session, error) {
 	s := &Session{opts: opts, now: time.Now().UTC(), named: len(sel.Args) > 0 || searchValue(sel) != ""}
 	cfg := opts.Config
 	s.src = audit.NewSources(cfg)
-	vcs, _, err := s.src.Connect(ctx)
+	conn, err := s.src.Connect(ctx)
 	if isSwarmError(err) {
 		s.swarmFailed(err)
-		vcs, _, err = s.src.Connect(ctx)
+		conn, err = s.src.Connect(ctx)
 	}
 	if err != nil {
 		s.src.Close()
 		return nil, err
 	}
-	s.vc = vcs[0].Name
-	if s.sel, err = s.resolve(ctx, vcs[0].Client, sel); err != nil {
+	s.vc = conn.VCenters[0].Name
+	if s.sel, err = s.resolve(ctx, conn.VCenters[0].Client, sel); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -27,13 +27,12 @@ func mkVM(name string, opts ...vmOpt) VM {
 	return v
 }
 
-func ip(ips ...string) vmOpt    { return func(v *VM) { v.IPs = ips } }
-func host(h string) vmOpt       { return func(v *VM) { v.GuestHostname = h } }
-func mac(m ...string) vmOpt     { return func(v *VM) { v.MACs = m } }
-func bios(u string) vmOpt       { return func(v *VM) { v.BIOSUUID = u } }
-func res(c, mb int32) vmOpt     { return func(v *VM) { v.NumCPU, v.MemoryMB = c, mb } }
-func created(t time.Time) vmOpt { return func(v *VM) { v.Created = t } }
-func off() vmOpt                { return func(v *VM) { v.PowerState = "poweredOff"; v.IPs = nil } }
+func ip(ips ...string) vmOpt { return func(v *VM) { v.IPs = ips } }
+func host(h string) vmOpt    { return func(v *VM) { v.GuestHostname = h } }
+func mac(m ...string) vmOpt  { return func(v *VM) { v.MACs = m } }
+func bios(u string) vmOpt    { return func(v *VM) { v.BIOSUUID = u } }
+func res(c, mb int32) vmOpt  { return func(v *VM) { v.NumCPU, v.MemoryMB = c, mb } }
+func off() vmOpt             { return func(v *VM) { v.PowerState = "poweredOff"; v.IPs = nil } }
 func noTools() vmOpt {
 	return func(v *VM) { v.ToolsRunning = false; v.GuestHostname = ""; v.IPs = nil }
 }

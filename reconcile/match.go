@@ -254,8 +254,6 @@ func (m descMatch) unique() (int, bool) {
 	return -1, false
 }
 
-func (ix *index) vmLabel(i int) string { return "VM " + ix.vms[i].Name }
-
 func (ix *index) vmNames(l []int) string {
 	s := make([]string, len(l))
 	for k, i := range l {
@@ -495,15 +493,6 @@ func contains(l []int, x int) bool {
 		}
 	}
 	return false
-}
-
-// Match matches every node description of the snapshot to its VMs. It returns
-// the VMs (sorted by name, with the node IDs they matched) and the nodes
-// (sorted by cluster and ID, each description with the VMs it matched and
-// why). Reconcile uses the same matching; lineage plays no part in it.
-func Match(snap Snapshot) ([]VMStatus, []NodeStatus) {
-	st := newState(snap, History{})
-	return st.vmStatuses(), st.nodeStatuses()
 }
 
 func plural(n int, what string) string {

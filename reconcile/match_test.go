@@ -182,7 +182,7 @@ func TestMatch(t *testing.T) {
 			for k, o := range tc.others {
 				nodes = append(nodes, node("n"+string(rune('2'+k)), ds(o)))
 			}
-			_, ns := Match(snap(tc.vms, nodes...))
+			_, ns := match(snap(tc.vms, nodes...))
 			md := ns[0].Descriptions[0]
 			if !slices.Equal(md.VMRefs, tc.wantRefs) {
 				t.Errorf("refs %v, want %v; evidence %q", md.VMRefs, tc.wantRefs, md.Evidence)
@@ -198,4 +198,12 @@ func TestMatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// match runs only the matching of snap: the VMs (sorted by name, with the
+// node IDs they matched) and the nodes (each description with the VMs it
+// matched and why). Reconcile uses the same matching.
+func match(snap Snapshot) ([]VMStatus, []NodeStatus) {
+	st := newState(snap, History{})
+	return st.vmStatuses(), st.nodeStatuses()
 }

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+
+	"github.com/vmreconcile/vmreconcile/guest"
 )
 
 // disableScript is the guest script of disable-docker. It is idempotent: a
@@ -246,6 +248,9 @@ func (r GuestReport) Changed() bool {
 func ParseGuestReport(out []byte) (GuestReport, error) {
 	var r GuestReport
 	sc := bufio.NewScanner(bytes.NewReader(out))
+	// A line may be as long as the whole output Run downloads: docker_root
+	// and the backup paths come from the guest's daemon.json (up to 64 KiB).
+	sc.Buffer(make([]byte, 0, 64<<10), guest.MaxOutput+1)
 	first := true
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), "=")
@@ -287,6 +292,9 @@ func ParseGuestReport(out []byte) (GuestReport, error) {
 		case k == "end" && v == "ok":
 			r.Complete = true
 		}
+	}
+	if err := sc.Err(); err != nil {
+		return r, fmt.Errorf("script output unreadable: %v", err)
 	}
 	if first {
 		return r, fmt.Errorf("no script output")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"time"
@@ -460,7 +461,7 @@ func superseded(f reconcile.Finding, present []reconcile.Finding) bool {
 		}
 		covered := true
 		for _, r := range f.VMRefs {
-			if !containsString(g.VMRefs, r) {
+			if !slices.Contains(g.VMRefs, r) {
 				covered = false
 				break
 			}
@@ -620,13 +621,4 @@ func mergeStrings(a, b []string) []string {
 		}
 	}
 	return a
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

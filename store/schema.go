@@ -213,9 +213,6 @@ CREATE INDEX kube_node_observations_node ON kube_node_observations(cluster, node
 `},
 }
 
-// SchemaVersion is the schema version this binary writes.
-func SchemaVersion() int { return len(migrations) }
-
 const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_version (
 	version    INTEGER PRIMARY KEY,
 	applied_at INTEGER NOT NULL

@@ -14,7 +14,9 @@ package swarm
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/docker/docker/client"
@@ -32,6 +34,10 @@ func ValidateHost(host string) error {
 	if !ok {
 		return bad("missing scheme")
 	}
+	if l := strings.ToLower(scheme); l != scheme && (l == "unix" || l == "tcp") {
+		// The API client takes the scheme as it is: "TCP" is no network.
+		return bad(fmt.Sprintf("scheme %q must be lower case", scheme))
+	}
 	switch strings.ToLower(scheme) {
 	case "unix":
 		if !path.IsAbs(rest) {
@@ -39,13 +45,19 @@ func ValidateHost(host string) error {
 		}
 		return nil
 	case "tcp":
-		authority, _, _ := strings.Cut(rest, "/")
-		if i := strings.LastIndex(authority, "@"); i >= 0 {
-			authority = authority[i+1:]
+		// Parse as the API client does (client.ParseHostURL), which then
+		// dials the URL's host: an unparsable URL or a port that is not a
+		// number would only fail at the first call.
+		u, err := url.Parse("tcp://" + rest)
+		if err != nil {
+			return bad("tcp needs host:port")
 		}
-		h, port, err := net.SplitHostPort(authority)
+		h, port, err := net.SplitHostPort(u.Host)
 		if err != nil || h == "" || port == "" {
 			return bad("tcp needs host:port")
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return bad("the port must be a number from 1 to 65535")
 		}
 		return nil
 	case "ssh":

@@ -28,6 +28,13 @@ func TestValidateHost(t *testing.T) {
 		"tcp://10.0.0.1":              "tcp needs host:port",
 		"unix://run/docker.sock":      "must be absolute",
 		"tcp://user:s3cret@mgr.local": "tcp needs host:port",
+		// The API client takes the scheme as it is and dials the parsed
+		// URL's host: these failed only at the first call.
+		"TCP://10.0.0.1:2376":            `scheme "TCP" must be lower case`,
+		"tcp://mgr:docker":               "tcp needs host:port",
+		"tcp://mgr:70000":                "the port must be a number from 1 to 65535",
+		"tcp://mgr:0":                    "the port must be a number from 1 to 65535",
+		"tcp://user:s3cret@mgr:2376 x/y": "tcp needs host:port",
 	} {
 		err := ValidateHost(host)
 		if err == nil {

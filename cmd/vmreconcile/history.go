@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 	"github.com/vmreconcile/vmreconcile/store"
 )
 
@@ -101,7 +102,7 @@ func (cmd *historyCmd) Run(ctx context.Context, args []string) error {
 		if !e.End.IsZero() && !e.End.Equal(e.Time) {
 			when += " .. " + e.End.Local().Format(timeOnlyOrDate(e.Time, e.End))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", when, e.Kind, oneLine(e.Text))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", when, textsafe.Term(e.Kind), textsafe.Term(oneLine(e.Text)))
 	}
 	return tw.Flush()
 }

@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 )
 
 // command is one subcommand.
@@ -76,7 +78,7 @@ func run(ctx context.Context, args []string) int {
 			commandUsage(out.stderr, name, cmd, fs)
 			return ExitOK
 		}
-		fmt.Fprintf(out.stderr, "vmreconcile %s: %s (fix: see 'vmreconcile %s -h')\n", name, redact(oneLine(err.Error())), name)
+		fmt.Fprintf(out.stderr, "vmreconcile %s: %s (fix: see 'vmreconcile %s -h')\n", name, textsafe.Term(redact(oneLine(err.Error()))), name)
 		return ExitUsage
 	}
 	err = cmd.Process(ctx)
@@ -96,7 +98,7 @@ func finish(name string, err error) int {
 	if errors.As(err, &f) {
 		return code // the report already said it
 	}
-	fmt.Fprintf(out.stderr, "vmreconcile %s: %s\n", name, redact(oneLine(err.Error())))
+	fmt.Fprintf(out.stderr, "vmreconcile %s: %s\n", name, textsafe.Term(redact(oneLine(err.Error()))))
 	return code
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vmreconcile/vmreconcile/audit"
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"
 )
@@ -350,15 +351,9 @@ func readPlan(file string) (remediate.Plan, error) {
 	if err != nil {
 		return remediate.Plan{}, usagef("plan file: %s", oneLine(err.Error()))
 	}
-	var p remediate.Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		return remediate.Plan{}, usagef("plan file %s: not a vmreconcile plan: %s", file, oneLine(err.Error()))
-	}
-	if p.Version != remediate.PlanVersion || p.ID == "" || p.Fingerprint.Digest == "" {
-		return remediate.Plan{}, usagef("plan file %s: not a vmreconcile plan of version %d (fix: compute a new plan with -out)", file, remediate.PlanVersion)
-	}
-	if err := p.Settings.Normalize(); err != nil {
-		return remediate.Plan{}, usagef("plan file %s: %s", file, err)
+	p, err := remediate.DecodePlan(b)
+	if err != nil {
+		return remediate.Plan{}, usagef("plan file %s: %s", file, oneLine(err.Error()))
 	}
 	return p, nil
 }
@@ -380,9 +375,12 @@ func writePlanTable(w io.Writer, p remediate.Plan) {
 	if s.ForgetIdentity {
 		what += " -forget-identity"
 	}
-	fmt.Fprintf(w, "PLAN %s: %s (inventory: %d VMs; caps: %d action(s), %g%%)\n", p.ID, what, p.InventoryVMs, s.MaxActions, s.MaxPercent)
+	// Everything below comes from the plan (a file, when -apply FILE) and
+	// names VMs from vCenter: escaped for the terminal.
+	esc := textsafe.Term
+	fmt.Fprintf(w, "PLAN %s: %s (inventory: %d VMs; caps: %d action(s), %g%%)\n", esc(p.ID), esc(what), p.InventoryVMs, s.MaxActions, s.MaxPercent)
 	if p.Blocked != "" {
-		fmt.Fprintf(w, "\n*** REFUSED BY THE CAPS: %s. NOTHING WILL BE DONE. ***\n", p.Blocked)
+		fmt.Fprintf(w, "\n*** REFUSED BY THE CAPS: %s. NOTHING WILL BE DONE. ***\n", esc(p.Blocked))
 		fmt.Fprintln(w, "Qualifying VMs (NOT acted on):")
 	}
 	if len(p.Entries) > 0 {
@@ -390,31 +388,32 @@ func writePlanTable(w io.Writer, p remediate.Plan) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "VM\tACTION\tREASON\tFINDING")
 		for _, e := range p.Entries {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.VM.Name+" ("+e.VM.Path+", "+e.VM.Ref+")", e.JournalAction(), e.Reason, orDash(e.FindingKind))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", esc(e.VM.Name+" ("+e.VM.Path+", "+e.VM.Ref+")"), esc(e.JournalAction()), esc(e.Reason), esc(orDash(e.FindingKind)))
 		}
 		tw.Flush()
 	}
 	if len(p.AlreadyDone) > 0 {
 		fmt.Fprintln(w, "\nAlready done (not acted on):")
 		for _, e := range p.AlreadyDone {
-			fmt.Fprintf(w, "  %s (%s, %s): %s\n", e.VM.Name, e.VM.Path, e.VM.Ref, e.Reason)
+			fmt.Fprintf(w, "  %s (%s, %s): %s\n", esc(e.VM.Name), esc(e.VM.Path), esc(e.VM.Ref), esc(e.Reason))
 		}
 	}
 	if len(p.Refused) > 0 {
 		fmt.Fprintln(w, "\nRefused (never touched):")
 		for _, r := range p.Refused {
-			fmt.Fprintf(w, "  %s (%s, %s): %s\n", r.VM.Name, r.VM.Path, r.VM.Ref, r.Why)
+			fmt.Fprintf(w, "  %s (%s, %s): %s\n", esc(r.VM.Name), esc(r.VM.Path), esc(r.VM.Ref), esc(r.Why))
 			if r.Fix != "" {
-				fmt.Fprintf(w, "    manual fix: %s\n", r.Fix)
+				fmt.Fprintf(w, "    manual fix: %s\n", esc(r.Fix))
 			}
 		}
 	}
 }
 
 func writeOutcomes(w io.Writer, p remediate.Plan, outs []remediate.Outcome) {
-	fmt.Fprintf(w, "\nAPPLIED %s:\n", p.ID)
+	esc := textsafe.Term
+	fmt.Fprintf(w, "\nAPPLIED %s:\n", esc(p.ID))
 	for _, o := range outs {
-		fmt.Fprintf(w, "  %s (%s) %s: %s: %s\n", o.Entry.VM.Name, o.Entry.VM.Ref, o.Entry.JournalAction(), o.Status, redact(o.Detail))
+		fmt.Fprintf(w, "  %s (%s) %s: %s: %s\n", esc(o.Entry.VM.Name), esc(o.Entry.VM.Ref), esc(o.Entry.JournalAction()), esc(o.Status), esc(redact(o.Detail)))
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
@@ -40,9 +42,9 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 			head := fmt.Sprintf("%-8s %s", strings.ToUpper(string(f.Severity)), f.Kind)
 			switch {
 			case f.Cluster != "":
-				head += "  Node " + f.Cluster + "/" + f.NodeID
+				head += "  Node " + textsafe.Term(f.Cluster+"/"+f.NodeID)
 			case f.NodeID != "":
-				head += "  node " + f.NodeID
+				head += "  node " + textsafe.Term(f.NodeID)
 			}
 			var flags []string
 			if f.Confirmed {
@@ -85,8 +87,8 @@ func writeTable(w io.Writer, res reconcile.Result, width int) {
 			if vms == "" {
 				vms = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Role, n.State, n.Flips,
-				truncate(strings.Join(hs, ", "), 24), truncate(vms, 26))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", textsafe.Term(n.ID), textsafe.Term(n.Role), textsafe.Term(n.State), n.Flips,
+				truncate(textsafe.Term(strings.Join(hs, ", ")), 24), truncate(textsafe.Term(vms), 26))
 		}
 		tw.Flush()
 	}
@@ -119,8 +121,8 @@ func writeProbes(w io.Writer, res reconcile.Result, width int) {
 			if node == "" {
 				node, role = "(no swarm identity)", "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\n", truncate(v.Name, 24), node, role,
-				orUnknown(g.DockerEnabled), orUnknown(g.DockerActive), truncate(g.EngineID, 13))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\n", truncate(textsafe.Term(v.Name), 24), textsafe.Term(node), textsafe.Term(role),
+				textsafe.Term(orUnknown(g.DockerEnabled)), textsafe.Term(orUnknown(g.DockerActive)), truncate(textsafe.Term(g.EngineID), 13))
 		}
 		tw.Flush()
 	}
@@ -148,7 +150,9 @@ func vmList(f reconcile.Finding) string {
 	return strings.Join(names, ", ")
 }
 
-// writeField prints "  label: text", wrapping text at width with a hanging indent.
+// writeField prints "  label: text", wrapping text at width with a hanging
+// indent. Each word is escaped for the terminal (text carries names and
+// evidence from guests, nodes and vCenter).
 func writeField(w io.Writer, label, text string, width int) {
 	if text == "" {
 		return
@@ -157,6 +161,7 @@ func writeField(w io.Writer, label, text string, width int) {
 	indent := strings.Repeat(" ", len(prefix))
 	line, empty := prefix, true
 	for _, word := range strings.Fields(text) {
+		word = textsafe.Term(word)
 		if !empty && len(line)+1+len(word) > width {
 			fmt.Fprintln(w, line)
 			line, empty = indent, true
@@ -178,11 +183,13 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// truncate shortens s to n characters, cutting between characters (a cut
+// inside one would print a byte that is not UTF-8).
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string([]rune(s)[:n-1]) + "…"
 }
 
 // machineList names a no-vCenter finding's machines, the original first.

@@ -102,9 +102,13 @@ func Setup() error {
 // StartDockerd returns the process-wide private dockerd, starting it on first
 // use and pointing DOCKER_HOST (and VCSIM_BUSYBOX) at it. Under Main or Setup
 // the daemon lives until Shutdown; otherwise it is stopped when t ends.
-// Skips the test (fails it when CI=true) when docker cannot run.
+// Skips the test (fails it when CI=true) when docker cannot run, and with
+// -short, which runs only the tests that need no root (make race).
 func StartDockerd(t testing.TB) *Daemon {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("guesttest: container-backed guests (a private dockerd) are skipped with -short")
+	}
 	d, err := ensureDaemon()
 	if err != nil {
 		unavailable(t, err)

@@ -35,8 +35,8 @@
 //   - Worker and inactive modes, where node and swarm endpoints answer 503
 //     with dockerd's exact messages.
 //   - Errors are JSON {"message": "..."} with the status dockerd uses, so
-//     client.IsErrNotFound, errdefs.IsUnavailable etc. work; unknown paths
-//     answer 404 {"message":"page not found"}.
+//     github.com/containerd/errdefs' IsNotFound, IsUnavailable etc. work;
+//     unknown paths answer 404 {"message":"page not found"}.
 //
 // The model: the engine's own node (Options.Self, a leader manager in
 // ModeManager) plus nodes added with AddNode or Populate. SetDescription

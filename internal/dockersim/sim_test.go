@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/errdefs"
 )
 
 // start launches e and registers cleanup.
@@ -126,7 +126,7 @@ func TestPingAndVersionNegotiation(t *testing.T) {
 	// Too new / too old versions get dockerd's errors.
 	tooNew := newClient(t, e.Host(), "1.51")
 	_, err = tooNew.ServerVersion(ctx)
-	if err == nil || !strings.Contains(err.Error(), "client version 1.51 is too new. Maximum supported API version is 1.47") || !errdefs.IsInvalidParameter(err) {
+	if err == nil || !strings.Contains(err.Error(), "client version 1.51 is too new. Maximum supported API version is 1.47") || !cerrdefs.IsInvalidArgument(err) {
 		t.Errorf("too-new error = %v", err)
 	}
 	e2 := New(Options{MinAPIVersion: "1.44"})
@@ -189,6 +189,9 @@ func TestRawWireFormat(t *testing.T) {
 	}
 	// Field names in a node are the Engine API's.
 	resp, body = get("GET", "/nodes/"+e.LocalNodeID())
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /nodes/%s: %d %q", e.LocalNodeID(), resp.StatusCode, body)
+	}
 	for _, want := range []string{`"ID":"` + e.LocalNodeID() + `"`, `"Version":{"Index":`, `"CreatedAt":`, `"Hostname":"sim-manager-1"`,
 		`"NanoCPUs":2000000000`, `"MemoryBytes":4294967296`, `"EngineVersion":"27.5.1"`, `"State":"ready"`,
 		`"Addr":"10.0.0.2"`, `"Role":"manager"`, `"Availability":"active"`, `"ManagerStatus":{"Leader":true,"Reachability":"reachable","Addr":"10.0.0.2:2377"}`} {
@@ -306,7 +309,7 @@ func TestNodeListFilters(t *testing.T) {
 
 	// dockerd rejects filter keys it does not know, and bad role values.
 	_, err := list(filters.Arg("bogus", "x"))
-	if err == nil || !strings.Contains(err.Error(), "invalid filter 'bogus'") || !errdefs.IsInvalidParameter(err) {
+	if err == nil || !strings.Contains(err.Error(), "invalid filter 'bogus'") || !cerrdefs.IsInvalidArgument(err) {
 		t.Errorf("unknown filter: %v", err)
 	}
 	_, err = list(filters.Arg("role", "boss"))
@@ -346,11 +349,11 @@ func TestNodeInspect(t *testing.T) {
 	}
 
 	_, _, err := cli.NodeInspectWithRaw(ctx, "nope")
-	if !client.IsErrNotFound(err) || !strings.Contains(err.Error(), "node nope not found") {
-		t.Errorf("not found: %v (IsErrNotFound=%v)", err, client.IsErrNotFound(err))
+	if !cerrdefs.IsNotFound(err) || !strings.Contains(err.Error(), "node nope not found") {
+		t.Errorf("not found: %v (IsNotFound=%v)", err, cerrdefs.IsNotFound(err))
 	}
 	_, _, err = cli.NodeInspectWithRaw(ctx, "abc") // ID prefix of two nodes
-	if err == nil || !errdefs.IsInvalidParameter(err) || !strings.Contains(err.Error(), "node abc is ambiguous (2 matches found)") {
+	if err == nil || !cerrdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "node abc is ambiguous (2 matches found)") {
 		t.Errorf("ambiguous prefix: %v", err)
 	}
 	_, _, err = cli.NodeInspectWithRaw(ctx, "dup") // hostname shared by two nodes
@@ -361,7 +364,7 @@ func TestNodeInspect(t *testing.T) {
 	if err := e.RemoveNode("abc123"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := cli.NodeInspectWithRaw(ctx, "abc123"); !client.IsErrNotFound(err) {
+	if _, _, err := cli.NodeInspectWithRaw(ctx, "abc123"); !cerrdefs.IsNotFound(err) {
 		t.Errorf("after remove: %v", err)
 	}
 	if err := e.RemoveNode(e.LocalNodeID()); err == nil {
@@ -632,7 +635,7 @@ func TestNonManagerModes(t *testing.T) {
 	}
 	const wantInactive = `Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.`
 	_, err = cli.NodeList(ctx, swarm.NodeListOptions{})
-	if err == nil || err.Error() != wantInactive || !errdefs.IsUnavailable(err) {
+	if err == nil || err.Error() != wantInactive || !cerrdefs.IsUnavailable(err) {
 		t.Errorf("NodeList error = %v", err)
 	}
 	_, _, err = cli.NodeInspectWithRaw(ctx, "x")
@@ -652,7 +655,7 @@ func TestNonManagerModes(t *testing.T) {
 		t.Errorf("worker info.Swarm = %+v, %v", info.Swarm, err)
 	}
 	_, err = wc.NodeList(ctx, swarm.NodeListOptions{})
-	if err == nil || !strings.Contains(err.Error(), "Worker nodes can't be used to view or modify cluster state") || !errdefs.IsUnavailable(err) {
+	if err == nil || !strings.Contains(err.Error(), "Worker nodes can't be used to view or modify cluster state") || !cerrdefs.IsUnavailable(err) {
 		t.Errorf("worker NodeList error = %v", err)
 	}
 
