@@ -341,7 +341,7 @@ func (a *Agent) setNodeStatus(node *corev1.Node) {
 	node.Status.NodeInfo.OSImage = o.OSImage
 	node.Status.NodeInfo.ContainerRuntimeVersion = "containerd://1.7.24"
 	node.Status.NodeInfo.KubeletVersion = o.KubeletVersion
-	node.Status.NodeInfo.KubeProxyVersion = "" // DisableNodeKubeProxyVersion
+	// KubeProxyVersion stays empty (kubelet v1.37: DisableNodeKubeProxyVersion).
 	// DaemonEndpoints, GoRuntime.
 	node.Status.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}}
 	node.Status.NodeInfo.OperatingSystem, node.Status.NodeInfo.Architecture = runtime.GOOS, runtime.GOARCH
