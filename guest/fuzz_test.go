@@ -94,6 +94,11 @@ func TestProbeFixtures(t *testing.T) {
 
 func withFacts(g reconcile.GuestIdentity, engine, machine, host, enabled, active string, more func(*reconcile.GuestIdentity)) reconcile.GuestIdentity {
 	g.EngineID, g.MachineID, g.Hostname, g.DockerEnabled, g.DockerActive = engine, machine, host, enabled, active
+	// No fixture guest has a kubelet unit: "no" where systemctl answers.
+	g.KubeletEnabled, g.KubeletActive = "no", "no"
+	if enabled == "unknown" {
+		g.KubeletEnabled, g.KubeletActive = "unknown", "unknown"
+	}
 	if more != nil {
 		more(&g)
 	}
@@ -111,7 +116,7 @@ func renderReport(id reconcile.GuestIdentity) string {
 		return "no"
 	}
 	var b strings.Builder
-	b.WriteString("probe=vmreconcile/1\nuid=0\ndocker_root=/var/lib/docker\ncert=absent\n")
+	b.WriteString("probe=vmreconcile/1\nuid=0\ndocker_root=/var/lib/docker\ncert=absent\nkubelet_cert=absent\n")
 	b.WriteString("engine_id=" + id.EngineID + "\nmachine_id=" + id.MachineID + "\nkey_json=" + yn(id.KeyJSON) + "\n")
 	b.WriteString("kubelet_conf=" + yn(id.KubeletCreds) + "\nkubelet_pki=no\nhostname=" + id.Hostname + "\n")
 	b.WriteString("ssh_host_keys=" + yn(id.SSHHostKeys) + "\ncloud_init_instance=" + id.CloudInitInstance + "\n")
@@ -122,6 +127,8 @@ func renderReport(id reconcile.GuestIdentity) string {
 		ac := map[string]string{"yes": "active", "no": "inactive", "unknown": ""}[id.DockerActive]
 		b.WriteString("systemctl=yes\nenabled.docker.service=" + en + "\nactive.docker.service=" + ac + "\n")
 		b.WriteString("enabled.docker.socket=" + map[bool]string{true: "disabled", false: ""}[id.DockerEnabled == "no"] + "\n")
+		b.WriteString("enabled.kubelet.service=" + map[string]string{"yes": "enabled", "no": "disabled", "unknown": ""}[id.KubeletEnabled] + "\n")
+		b.WriteString("active.kubelet.service=" + map[string]string{"yes": "active", "no": "inactive", "unknown": ""}[id.KubeletActive] + "\n")
 	}
 	b.WriteString("end=ok\n")
 	return b.String()
@@ -269,7 +276,7 @@ func FuzzNodeCertSubject(f *testing.F) {
 		}
 		file := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) +
 			string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}))
-		tail := "engine_id=e1\nsystemctl=no\nend=ok\n"
+		tail := "kubelet_cert=absent\nengine_id=e1\nsystemctl=no\nend=ok\n"
 		for form, report := range map[string]string{
 			"b64": "probe=vmreconcile/1\nuid=0\ncert.b64=" + base64.StdEncoding.EncodeToString([]byte(file)) + "\n" + tail,
 			"pem": "probe=vmreconcile/1\nuid=0\ncert.pem=begin\n" + file + "cert.pem=end\n" + tail,

@@ -171,7 +171,6 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return sourceError(err, cmd.vcFromFlags)
 	}
-	cmd.printNotes("remediate")
 	var st *store.Store
 	if cmd.apply || saved != nil {
 		if st, err = openStore(cmd.cfg.Store.Path, false); err != nil {
