@@ -146,6 +146,7 @@ func (s *Sources) Rest(ctx context.Context, vcenter string) (*rest.Client, func(
 		ctx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
 		rc := rest.NewClient(c)
+		rc.Timeout = s.timeout // every vAPI request, not only the login, has a deadline
 		if err := rc.Login(ctx, url.UserPassword(v.cfg.Username, v.cfg.Password.Reveal())); err != nil {
 			return nil, nil, err
 		}

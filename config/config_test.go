@@ -185,3 +185,18 @@ func TestInFileWhateverTheErrorType(t *testing.T) {
 		t.Errorf("*Error: %q", got)
 	}
 }
+
+// TestDuplicateVCenterHost: two entries on one host (another port, a
+// proxy) would share VM keys; refused with one line.
+func TestDuplicateVCenterHost(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	body := "vcenters:\n  - url: https://vc1.example.com/sdk\n    username: a\n  - url: https://VC1.example.com:8443/sdk\n    username: b\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), "vcenters[1].url") || !strings.Contains(err.Error(), "vcenters[0]") {
+		t.Fatalf("duplicate vCenter host: %v", err)
+	}
+}

@@ -41,10 +41,21 @@ func (s safeCronParser) Parse(spec string) (sched cron.Schedule, err error) {
 
 // Validate checks every value; the first problem is returned as an *Error.
 func (c *Config) Validate() error {
+	hosts := map[string]int{}
 	for i, vc := range c.VCenters {
 		key := fmt.Sprintf("vcenters[%d]", i)
 		if err := ValidateVCenterURL(key+".url", vc.URL); err != nil {
 			return err
+		}
+		// VMs are keyed by their vCenter's host name (morefs repeat across
+		// vCenters): two entries on one host would share the keys, and a
+		// skip marker or an action could be looked up in the wrong one.
+		if u, err := soap.ParseURL(vc.URL); err == nil && u != nil {
+			h := strings.ToLower(u.Hostname())
+			if j, dup := hosts[h]; dup {
+				return &Error{Key: key + ".url", Msg: fmt.Sprintf("host %s is vcenters[%d]'s too (fix: list each vCenter once; its datacenters go in datacenters)", h, j)}
+			}
+			hosts[h] = i
 		}
 		for _, f := range []struct{ key, path string }{
 			{key + ".tls_ca_certs", vc.TLSCACerts}, {key + ".tls_known_hosts", vc.TLSKnownHosts},

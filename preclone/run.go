@@ -459,7 +459,8 @@ func (s *Session) pair() (target, source reconcile.VM, err error) {
 // apply runs the generalization in the copy, then checks it again.
 func (s *Session) apply(ctx context.Context, g Generalization) (Generalization, error) {
 	target, source := g.Target, g.Source
-	runner := &remediate.Runner{Sessions: s.src, Auth: s.opts.Logins.For, Journal: s.opts.Store, GuestTimeout: s.opts.Config.Guest.Timeout}
+	runner := &remediate.Runner{Sessions: s.src, Auth: s.opts.Logins.For, Journal: s.opts.Store, GuestTimeout: s.opts.Config.Guest.Timeout,
+		Settings: remediate.Settings{Exclude: s.opts.Config.Policy.Exclude}}
 	planID := "preclone-" + target.Ref + "-" + s.now.Format("20060102T150405Z")
 	id, stdout, err := runner.Script(ctx, target, planID, "generalize",
 		fmt.Sprintf("preclone -generalize-plan: copy of %s (%s)", source.Name, source.Ref), g.Plan.Script)
@@ -474,7 +475,7 @@ func (s *Session) apply(ctx context.Context, g Generalization) (Generalization, 
 				s.opts.Warn("warning: " + w)
 			}
 		}
-		return g, inputf("refusing -apply on %s: it carries the skip marker (%s)", target.Name, skipped.Why)
+		return g, inputf("refusing -apply on %s: %s", target.Name, strings.TrimPrefix(skipped.Error(), target.Name+" "))
 	case errors.As(err, &pre):
 		return g, fmt.Errorf("nothing done: %s", oneLine(pre.Error()))
 	case err != nil && id == 0:

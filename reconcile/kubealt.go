@@ -364,31 +364,6 @@ func kubeWindow(n KubeNode) (from, to time.Time) {
 	return from, to
 }
 
-// kubeVMSwitches counts, along the timeline, how often the Node's writer
-// moved from one VM to another and how often it moved back to a VM seen
-// before.
-func (st *state) kubeVMSwitches(ks *kubeState) (moves, returns int) {
-	prev := -1
-	seen := map[int]bool{}
-	for _, s := range ks.node.Timeline {
-		if s.Description < 0 || s.Description >= len(ks.matches) {
-			continue
-		}
-		v, ok := ks.matches[s.Description].unique()
-		if !ok || v == prev {
-			continue
-		}
-		if prev >= 0 {
-			moves++
-			if seen[v] {
-				returns++
-			}
-		}
-		seen[v] = true
-		prev = v
-	}
-	return moves, returns
-}
 
 // kubeFirstSeenRank ranks the VMs that wrote the Node by when their
 // identity was first seen, in this run and in earlier runs (History).

@@ -79,7 +79,7 @@ func (st *state) kubeSharedFinding(ks *kubeState, holders, guestHolders []int) F
 	f.Cluster = ks.cluster
 	f.Evidence = append(f.Evidence, st.kubeIdentityLines(ks)...)
 	from, to := kubeWindow(n)
-	moves, back := st.kubeVMSwitches(ks)
+	moves, back := vmSwitches(ks.node.Timeline, ks.matches)
 	f.Evidence = append(f.Evidence, fmt.Sprintf("Node %s (cluster %s) changed identity %d times between %s and %s; its writer moved between VMs %d times (%d returns to a VM seen before)",
 		n.Name, orUnknown(ks.cluster), n.Flips(), ts(from), ts(to), moves, back))
 	f.Evidence = append(f.Evidence, kubeFlipLines(n)...)

@@ -72,7 +72,7 @@ func (st *state) sharedFinding(id string, ns *nodeState, holders, guestHolders [
 				di+1, len(n.Descriptions), describe(d), plural(d.Seen, "time"), ts(d.FirstSeen), ts(d.LastSeen), to))
 		}
 		from, to := window(n)
-		moves, returns := st.vmSwitches(ns)
+		moves, returns := vmSwitches(ns.node.Timeline, ns.matches)
 		f.Evidence = append(f.Evidence, fmt.Sprintf("identity changed %d times between %s and %s; the session moved between VMs %d times (%d returns to a VM seen before)",
 			n.Flips(), ts(from), ts(to), moves, returns))
 	}
@@ -197,16 +197,18 @@ func window(n Node) (from, to time.Time) {
 	return from, to
 }
 
-// vmSwitches counts, along the timeline, how often the identity moved from
-// one VM to another and how often it moved back to a VM seen before.
-func (st *state) vmSwitches(ns *nodeState) (moves, returns int) {
+// vmSwitches counts, along a timeline whose sightings index matches (a swarm
+// node's descriptions, a Kubernetes Node's identities), how often the
+// identity moved from one VM to another and how often it moved back to a VM
+// seen before.
+func vmSwitches(timeline []Sighting, matches []descMatch) (moves, returns int) {
 	prev := -1
 	seen := map[int]bool{}
-	for _, s := range ns.node.Timeline {
-		if s.Description < 0 || s.Description >= len(ns.matches) {
+	for _, s := range timeline {
+		if s.Description < 0 || s.Description >= len(matches) {
 			continue
 		}
-		v, ok := ns.matches[s.Description].unique()
+		v, ok := matches[s.Description].unique()
 		if !ok || v == prev {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vmreconcile/vmreconcile/guest"
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/store"
 )
@@ -179,7 +180,7 @@ func (x *Executor) Apply(ctx context.Context, p Plan) ([]Outcome, error) {
 			return outs, fmt.Errorf("journal: %w (nothing done on %s)", err, e.VM.Name)
 		}
 		o.IntentID = id
-		x.progress("%s %s: %s", e.Action, e.VM.Name, "running")
+		x.progress("%s %s: %s", e.Action, textsafe.Term(e.VM.Name), "running")
 		changed, detail, aerr := x.run(ctx, e)
 		o.Changed, o.Detail = changed, detail
 		if len(stale) > 0 {

@@ -146,6 +146,9 @@ func (r *Runner) Script(ctx context.Context, vm reconcile.VM, planID, action, re
 	if r.Journal == nil {
 		return 0, "", errors.New("remediate: no journal")
 	}
+	if matchAny(r.Settings.Exclude, vm) {
+		return 0, "", &SkippedError{VM: vm.Name, Why: "it matches an exclude pattern (policy.exclude)"}
+	}
 	skip, warnings, err := r.skipped(ctx, []reconcile.VMKey{vm.Key()})
 	if err != nil {
 		return 0, "", err
@@ -188,13 +191,16 @@ func (r *Runner) Script(ctx context.Context, vm reconcile.VM, planID, action, re
 	return id, string(out), nil
 }
 
-// SkippedError is a VM that carries the skip marker.
+// SkippedError is a VM that carries the skip marker or matches policy.exclude.
 type SkippedError struct {
 	VM, Why  string
 	Warnings []string
 }
 
 func (e *SkippedError) Error() string {
+	if strings.HasPrefix(e.Why, "it matches") {
+		return e.VM + " is left alone: " + e.Why
+	}
 	return fmt.Sprintf("%s carries the skip marker (%s)", e.VM, e.Why)
 }
 

@@ -49,6 +49,8 @@ func TestResolvePolicy(t *testing.T) {
 		{"remediation done, then absent: resolved at once", steps("present 0", "remedy 2", "absent 5"), 5, ResolvedByRemediation, 1},
 		{"remediation done but still present: open", steps("present 0", "remedy 2", "present 5"), -1, "", 0},
 		{"remediation of an unrelated VM: policy applies", steps("present 0", "remedy-other 2", "absent 5"), -1, "", 1},
+		{"an action for another finding on its VM: policy applies", steps("present 0", "remedy-otherkey 2", "absent 5"), -1, "", 1},
+		{"the same moref in another vCenter: policy applies", steps("present 0", "remedy-othervc 2", "absent 5"), -1, "", 1},
 		{"remediation done before the episode opened: policy applies", steps("remedy -5", "present 0", "absent 5"), -1, "", 1},
 		{"remediation done, partial run: still open", steps("present 0", "remedy 2", "partial 5"), -1, "", 0},
 		{"a critical finding is never superseded", steps("present 0", "covered 5"), -1, "", 1},
@@ -58,6 +60,7 @@ func TestResolvePolicy(t *testing.T) {
 			clock := at(-60)
 			s := openT(t, filepath.Join(t.TempDir(), "s.db"), Options{Exclusive: true, Now: func() time.Time { return clock }})
 			f := finding(reconcile.KindSharedNodeID, reconcile.Critical, "n1", "vm-1", "vm-2")
+			f.Original = f.VMs[0] // vm-2 is the copy
 			resolvedIn := -1
 			for _, st := range tc.steps {
 				clock = at(st.min)
@@ -77,12 +80,17 @@ func TestResolvePolicy(t *testing.T) {
 						t.Fatal(err)
 					}
 					continue
-				case "remedy", "remedy-other":
-					ref := "vm-2"
-					if st.what == "remedy-other" {
-						ref = "vm-9"
+				case "remedy", "remedy-other", "remedy-otherkey", "remedy-othervc":
+					rec := JournalRecord{PlanID: "p", VMRef: "vm-2", Action: "power-off", FindingKey: f.Key()}
+					switch st.what {
+					case "remedy-other":
+						rec.VMRef = "vm-9"
+					case "remedy-otherkey":
+						rec.FindingKey = "clone-of-swarm-node|n1|vm-1,vm-2"
+					case "remedy-othervc":
+						rec.VCenter = "vc2"
 					}
-					id, err := s.JournalIntent(ctx, JournalRecord{PlanID: "p", VMRef: ref, Action: "power-off"})
+					id, err := s.JournalIntent(ctx, rec)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -264,5 +272,48 @@ func TestRecordDelivery(t *testing.T) {
 	}
 	if _, err := s.RecordDelivery(ctx, Delivery{FindingID: id, Sink: "x", Status: "pending"}, sinks); err == nil {
 		t.Fatal("invalid status accepted")
+	}
+}
+
+// TestRemediationResolvesOnlyWhenEveryCopyWasActedOn: a shared node ID held
+// by an original and two copies, one copy remediated: the finding's absence
+// in the next run is not explained by the remediation (the other copy may
+// just have missed its turn), so it stays open under the absence policy.
+func TestRemediationResolvesOnlyWhenEveryCopyWasActedOn(t *testing.T) {
+	clock := at(0)
+	s := openT(t, filepath.Join(t.TempDir(), "s.db"), Options{Exclusive: true, Now: func() time.Time { return clock }})
+	f := finding(reconcile.KindSharedNodeID, reconcile.Critical, "n1", "vm-1", "vm-2", "vm-3")
+	f.Original = f.VMs[0]
+	done := func(ref string) {
+		t.Helper()
+		id, err := s.JournalIntent(ctx, JournalRecord{PlanID: "p", VMRef: ref, Action: "disable-docker", FindingKey: f.Key()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.JournalOutcome(ctx, id, "done", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(min int, fs ...reconcile.Finding) RunDiff {
+		t.Helper()
+		clock = at(min)
+		snap, res := world(at(min), nil, nil, fs...)
+		d, err := s.RecordRunWith(ctx, snap, res, at(min), at(min), RecordOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	run(0, f)
+	clock = at(1)
+	done("vm-2")
+	if d := run(2); len(d.Resolved) != 0 {
+		t.Fatalf("resolved with one copy of two remediated: %+v", d.Resolved)
+	}
+	run(3, f) // the other copy answers again
+	clock = at(4)
+	done("vm-3")
+	if d := run(5); len(d.Resolved) != 1 || d.Resolved[0].ResolvedBy != ResolvedByRemediation {
+		t.Fatalf("both copies remediated, then absent: resolved %+v, want by remediation", d.Resolved)
 	}
 }

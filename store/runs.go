@@ -456,12 +456,13 @@ func superseded(f reconcile.Finding, present []reconcile.Finding) bool {
 		return false
 	}
 	for _, g := range present {
-		if g.NodeID != f.NodeID || g.Severity.Rank() <= f.Severity.Rank() {
+		if g.NodeID != f.NodeID || g.Cluster != f.Cluster || g.Severity.Rank() <= f.Severity.Rank() {
 			continue
 		}
 		covered := true
-		for _, r := range f.VMRefs {
-			if !slices.Contains(g.VMRefs, r) {
+		keys := g.VMKeys()
+		for _, k := range f.VMKeys() {
+			if !slices.Contains(keys, k) {
 				covered = false
 				break
 			}
@@ -473,14 +474,33 @@ func superseded(f reconcile.Finding, present []reconcile.Finding) bool {
 	return false
 }
 
-// remediated reports whether the journal holds a "done" outcome, at or after
-// f opened, for f's key or for one of its VMs.
+// remediated reports whether the journal holds, at or after f opened, a
+// "done" outcome for f's key on every VM of f but its original (each by
+// vCenter and ref): only then does a remediation explain f's absence. One
+// copy of two fixed, a done action on a same-moref VM of another vCenter, or
+// an action for another finding does not.
 func remediated(ctx context.Context, tx *sql.Tx, f StoredFinding) (bool, error) {
-	var n int
-	err := tx.QueryRowContext(ctx, `SELECT count(*) FROM journal WHERE phase = 'outcome' AND status = 'done' AND time >= ?
-		AND (finding_key = ? OR (vm_ref <> '' AND vm_ref IN (SELECT value FROM json_each(?))))`,
-		f.FirstSeen.UnixNano(), f.Key, jsonList(f.VMRefs)).Scan(&n)
-	return n > 0, err
+	acted := 0
+	for i, ref := range f.VMRefs {
+		if ref == "" || (i < len(f.VMs) && f.VMs[i] == f.Original && f.Original != "") {
+			continue
+		}
+		vc := ""
+		if i < len(f.VMVCenters) {
+			vc = f.VMVCenters[i]
+		}
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM journal WHERE phase = 'outcome' AND status = 'done' AND time >= ?
+			AND finding_key = ? AND vm_ref = ? AND vcenter = ?`, f.FirstSeen.UnixNano(), f.Key, ref, vc).Scan(&n)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 {
+			return false, nil
+		}
+		acted++
+	}
+	return acted > 0, nil
 }
 
 // History builds what earlier runs saw for the reconciler: every distinct

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/vmreconcile/vmreconcile/internal/textsafe"
 	"github.com/vmreconcile/vmreconcile/preclone"
 )
 
@@ -117,7 +118,7 @@ func (cmd *precloneCmd) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	warn := func(msg string) { fmt.Fprintln(out.stderr, "vmreconcile preclone: "+redact(msg)) }
+	warn := func(msg string) { fmt.Fprintln(out.stderr, "vmreconcile preclone: "+textsafe.Term(redact(msg))) }
 	s, err := preclone.Open(ctx, preclone.Options{Config: cfg, Logins: cmd.logins, Store: st, Warn: warn, Progress: progress()}, sel)
 	clearProgress()
 	if err != nil {
@@ -159,11 +160,11 @@ func (cmd *precloneCmd) printGeneralization(g preclone.Generalization) error {
 		preclone.WritePlan(out.stdout, g.Plan, 100)
 		if g.Applied == nil {
 			fmt.Fprintf(out.stdout, "\nTo run these steps in %s through VMware Tools (no network needed):\n  vmreconcile preclone -l USER:PASS -generalize-plan %s %s -apply\n",
-				g.Target.Name, g.Target.Path, g.Source.Path)
+				textsafe.Term(g.Target.Name), textsafe.Term(g.Target.Path), textsafe.Term(g.Source.Path))
 			return nil
 		}
 		fmt.Fprintf(out.stdout, "\nApplied to %s: %s (journal plan %s, intent #%d)\n\nRe-check of %s:\n",
-			g.Target.Name, redact(g.Output), g.Applied.PlanID, g.Applied.IntentID, g.Target.Name)
+			textsafe.Term(g.Target.Name), textsafe.Term(redact(g.Output)), g.Applied.PlanID, g.Applied.IntentID, textsafe.Term(g.Target.Name))
 		preclone.WriteText(out.stdout, preclone.Output{VMs: []preclone.Report{*g.Recheck}, Verdict: g.Recheck.Verdict}, 100)
 	}
 	if g.Recheck != nil {

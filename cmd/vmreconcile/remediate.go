@@ -202,7 +202,7 @@ func (cmd *remediateCmd) Run(ctx context.Context, args []string) error {
 		plan, warnings, err = r.Plan(ctx, o.Snapshot, o.Result)
 	}
 	for _, w := range warnings {
-		fmt.Fprintln(out.stderr, "vmreconcile remediate: warning: "+redact(w))
+		fmt.Fprintln(out.stderr, "vmreconcile remediate: warning: "+textsafe.Term(redact(w)))
 	}
 	if err != nil {
 		return planError(err)
