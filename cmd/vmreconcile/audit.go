@@ -65,8 +65,10 @@ vCenter it audits the swarm alone: a node ID answered by two machines.
 
 vCenter: -u, -k, -dc and GOVC_URL, GOVC_USERNAME, GOVC_PASSWORD, GOVC_INSECURE,
 GOVC_DATACENTER, GOVC_TLS_CA_CERTS, GOVC_TLS_KNOWN_HOSTS, as govc.
-Swarm: -H, or DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, as the docker
-CLI (an MKE client bundle's env.sh works as it is); default the local socket.
+Swarm: -H or -context, or DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH,
+DOCKER_CONTEXT, as the docker CLI (an MKE client bundle's env.sh works as it
+is); else the config's swarms, else the currentContext of ~/.docker/config.json
+(DOCKER_CONFIG), else the local socket.
 
 Exit: 0 clean, 1 runtime error, 2 usage or config error, 3 findings at or
 above -fail-on.
