@@ -84,6 +84,23 @@ func TestSwarmContext(t *testing.T) {
 	if lab.Name != "lab-swarm" || lab.Hosts[0] != "tcp://10.0.0.5:2375" || lab.TLSVerify || lab.CertPath != "" {
 		t.Errorf("lab (no TLS): %+v", lab)
 	}
+	// The effective configuration shows the contexts, with what they resolved to.
+	y, err := cfg.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"- name: prod\n    context: prod # docker context: tcp://mgr.example.com:2376, TLS files in " + filepath.Join(store, "contexts", "tls"),
+		"(tls_verify: true)\n",
+		"- name: lab-swarm\n    context: lab # docker context: tcp://10.0.0.5:2375\n",
+	} {
+		if !strings.Contains(string(y), want) {
+			t.Errorf("YAML lacks %q:\n%s", want, y)
+		}
+	}
+	if strings.Contains(string(y), "hosts:") {
+		t.Errorf("a context swarm shows hosts (context and hosts together do not load):\n%s", y)
+	}
 	// Resolved once: the daemon's second Validate accepts it.
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("Validate after Load: %v", err)

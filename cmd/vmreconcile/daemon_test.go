@@ -92,7 +92,7 @@ func TestDaemonSecondInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	p := writeCfg(t, dir, "c.yaml", "listen: ''\n")
+	p := writeCfg(t, dir, "c.yaml", "listen: ''\nswarms:\n  - hosts: ['tcp://127.0.0.1:1']\n")
 	code, _, stderr := runCmd(t, "daemon", "-config", p, "-store", path)
 	if code != ExitRuntime {
 		t.Errorf("exit %d, want 1; stderr %q", code, stderr)
