@@ -18,13 +18,13 @@ func init() { register("demo", func() command { return &demoCmd{} }) }
 // demoCmd runs the audit against an embedded, simulated vCenter and swarm that
 // hold the seed story: a live worker cloned by another team.
 type demoCmd struct {
-	json    bool
+	output  outputFlag
 	observe time.Duration
 	failOn  string
 }
 
 func (cmd *demoCmd) Register(ctx context.Context, f *flag.FlagSet) {
-	f.BoolVar(&cmd.json, "json", false, "Enable JSON output")
+	cmd.output.Register(f)
 	f.DurationVar(&cmd.observe, "observe", 3*time.Second, "Sample the simulated manager for this long")
 	f.StringVar(&cmd.failOn, "fail-on", "never", "As audit's -fail-on; the demo exits 0 by default")
 }
@@ -32,6 +32,9 @@ func (cmd *demoCmd) Register(ctx context.Context, f *flag.FlagSet) {
 func (cmd *demoCmd) Process(ctx context.Context) error {
 	if err := config.ValidateFailOn(cmd.failOn); err != nil {
 		return usagef("-fail-on: %s", err)
+	}
+	if err := cmd.output.Process(); err != nil {
+		return err
 	}
 	if cmd.observe < 0 {
 		return usagef("-observe %s is negative (fix: e.g. -observe 3s)", cmd.observe)
@@ -69,7 +72,7 @@ func (cmd *demoCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	return report(o.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn),
+	return report(o.Result, reportOptions{output: cmd.output, failOn: reconcile.Severity(cmd.failOn),
 		banner: "SIMULATED: embedded vCenter (govmomi vcsim) and Docker Engine API simulator.\n" +
 			"Nothing real was contacted. Story: swarm-wk-03 (a worker for months) was cloned\n" +
 			"while live; its clone k8s-new-01 booted with Docker enabled and the same swarm state."})

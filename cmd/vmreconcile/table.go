@@ -3,83 +3,117 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
-// writeTable prints the human report, laid out for a terminal of the given width.
-func writeTable(w io.Writer, res reconcile.Result, width int) {
-	s := res.Summary
-	fmt.Fprintf(w, "%s (%s, %d powered on) · %s, %s (%d matched to VMs)\n",
-		plural(s.VMs, "VM"), plural(s.Templates, "template"), s.PoweredOn, plural(s.Swarms, "swarm"), plural(s.Nodes, "node"), s.MatchedNodes)
+// tableLayout is how the table fits: width is the terminal's columns
+// (math.MaxInt for -wide: nothing truncated or wrapped); quiet prints only
+// the findings.
+type tableLayout struct {
+	width int
+	quiet bool
+}
+
+// col is the width a truncated column gets: base at 100 columns, plus its
+// share of the columns beyond 100; unlimited with -wide.
+func (l tableLayout) col(base int) int {
+	if l.width == math.MaxInt {
+		return math.MaxInt
+	}
+	return base + max(0, l.width-defaultWidth)/4
+}
+
+// writeTable prints the human report, laid out for l. Everything that came
+// from vCenter, a guest or a node is cleaned for the terminal.
+func writeTable(w io.Writer, res reconcile.Result, l tableLayout) {
+	if !l.quiet {
+		s := res.Summary
+		fmt.Fprintf(w, "%s (%s, %d powered on) · %s, %s (%d matched to VMs)\n",
+			plural(s.VMs, "VM"), plural(s.Templates, "template"), s.PoweredOn, plural(s.Swarms, "swarm"), plural(s.Nodes, "node"), s.MatchedNodes)
+		if len(res.Findings) == 0 {
+			fmt.Fprintln(w, "No findings.")
+		} else {
+			fmt.Fprintf(w, "Findings: %d critical, %d warning, %d info\n", s.Critical, s.Warning, s.Info)
+		}
+	}
+	writeFindings(w, res, l)
+	if l.quiet {
+		return
+	}
+	writeProbes(w, res, l)
+	writeNodes(w, res, l)
+}
+
+func writeFindings(w io.Writer, res reconcile.Result, l tableLayout) {
 	if len(res.Findings) == 0 {
-		fmt.Fprintln(w, "No findings.")
-	} else {
-		fmt.Fprintf(w, "Findings: %d critical, %d warning, %d info\n", s.Critical, s.Warning, s.Info)
+		return
 	}
-
-	if len(res.Findings) > 0 {
+	if !l.quiet {
 		fmt.Fprintln(w, "\nFINDINGS")
-		for i, f := range res.Findings {
-			if i > 0 {
-				fmt.Fprintln(w)
-			}
-			head := fmt.Sprintf("%-8s %s", strings.ToUpper(string(f.Severity)), f.Kind)
-			if f.NodeID != "" {
-				head += "  node " + f.NodeID
-			}
-			var flags []string
-			if f.Confirmed {
-				flags = append(flags, "confirmed in guest")
-			}
-			if f.Dormant {
-				flags = append(flags, "dormant")
-			}
-			if len(flags) > 0 {
-				head += "  [" + strings.Join(flags, ", ") + "]"
-			}
-			fmt.Fprintln(w, head)
-			writeField(w, "vms", vmList(f), width)
-			for _, e := range f.Evidence {
-				writeField(w, "evidence", e, width)
-			}
-			writeField(w, "remedy", f.Remedy, width)
-		}
 	}
-
-	writeProbes(w, res, width)
-
-	if len(res.Nodes) > 0 {
-		fmt.Fprintln(w, "\nNODES")
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE ID\tROLE\tSTATE\tFLIPS\tHOSTNAMES SEEN\tVMS")
-		for _, n := range res.Nodes {
-			hosts := map[string]bool{}
-			var hs []string
-			for _, d := range n.Descriptions {
-				short, _, _ := strings.Cut(d.Hostname, ".")
-				if !hosts[short] {
-					hosts[short] = true
-					hs = append(hs, short)
-				}
-			}
-			vms := strings.Join(n.VMs, ", ")
-			if vms == "" {
-				vms = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", n.ID, n.Role, n.State, n.Flips,
-				truncate(strings.Join(hs, ", "), 24), truncate(vms, 26))
+	for i, f := range res.Findings {
+		if i > 0 {
+			fmt.Fprintln(w)
 		}
-		tw.Flush()
+		head := fmt.Sprintf("%-8s %s", strings.ToUpper(string(f.Severity)), f.Kind)
+		if f.NodeID != "" {
+			head += "  node " + clean(f.NodeID)
+		}
+		var flags []string
+		if f.Confirmed {
+			flags = append(flags, "confirmed in guest")
+		}
+		if f.Dormant {
+			flags = append(flags, "dormant")
+		}
+		if len(flags) > 0 {
+			head += "  [" + strings.Join(flags, ", ") + "]"
+		}
+		fmt.Fprintln(w, head)
+		writeField(w, "vms", clean(vmList(f)), l.width)
+		for _, e := range f.Evidence {
+			writeField(w, "evidence", clean(e), l.width)
+		}
+		writeField(w, "remedy", clean(f.Remedy), l.width)
 	}
+}
+
+func writeNodes(w io.Writer, res reconcile.Result, l tableLayout) {
+	if len(res.Nodes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nNODES")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE ID\tROLE\tSTATE\tFLIPS\tHOSTNAMES SEEN\tVMS")
+	for _, n := range res.Nodes {
+		hosts := map[string]bool{}
+		var hs []string
+		for _, d := range n.Descriptions {
+			short, _, _ := strings.Cut(d.Hostname, ".")
+			if !hosts[short] {
+				hosts[short] = true
+				hs = append(hs, short)
+			}
+		}
+		vms := strings.Join(n.VMs, ", ")
+		if vms == "" {
+			vms = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", clean(n.ID), clean(n.Role), clean(n.State), n.Flips,
+			truncate(clean(strings.Join(hs, ", ")), l.col(24)), truncate(clean(vms), l.col(26)))
+	}
+	tw.Flush()
 }
 
 // writeProbes lists what guest operations found in each probed VM (-verify):
 // the identity it holds and whether Docker starts at boot and runs now; then
 // the VMs that could not be probed, and why.
-func writeProbes(w io.Writer, res reconcile.Result, width int) {
+func writeProbes(w io.Writer, res reconcile.Result, l tableLayout) {
 	var ok, failed []reconcile.VMStatus
 	for _, v := range res.VMs {
 		switch {
@@ -99,17 +133,17 @@ func writeProbes(w io.Writer, res reconcile.Result, width int) {
 		fmt.Fprintln(tw, "VM\tNODE ID (CERT CN)\tROLE\tDOCKER BOOT/NOW\tENGINE ID")
 		for _, v := range ok {
 			g := v.Guest
-			node, role := g.NodeID, strings.TrimPrefix(g.Role, "swarm-")
+			node, role := clean(g.NodeID), clean(strings.TrimPrefix(g.Role, "swarm-"))
 			if node == "" {
 				node, role = "(no swarm identity)", "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\n", truncate(v.Name, 24), node, role,
-				orUnknown(g.DockerEnabled), orUnknown(g.DockerActive), truncate(g.EngineID, 13))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s/%s\t%s\n", truncate(clean(v.Name), l.col(24)), node, role,
+				clean(orUnknown(g.DockerEnabled)), clean(orUnknown(g.DockerActive)), truncate(clean(g.EngineID), l.col(13)))
 		}
 		tw.Flush()
 	}
 	for _, v := range failed {
-		writeField(w, "not probed", v.Name+": "+v.Guest.Error, width)
+		writeField(w, "not probed", clean(v.Name+": "+v.Guest.Error), l.width)
 	}
 }
 
@@ -162,9 +196,11 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
+// truncate shortens s to n runes, the last one an ellipsis.
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
 }
