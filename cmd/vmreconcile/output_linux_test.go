@@ -88,4 +88,3 @@ func TestTerminalWidth(t *testing.T) {
 		}
 	}
 }
-
