@@ -63,6 +63,10 @@ type Swarm struct {
 	Hosts     []string `mapstructure:"hosts"` // DOCKER_HOST forms: unix:///var/run/docker.sock, tcp://mgr:2376
 	TLSVerify bool     `mapstructure:"tls_verify"`
 	CertPath  string   `mapstructure:"cert_path"` // a directory with ca.pem, cert.pem, key.pem (an MKE client bundle)
+	// Context names a docker CLI context (docker context ls) in place of
+	// hosts, tls_verify and cert_path: Load fills those from the context
+	// store of $DOCKER_CONFIG or ~/.docker.
+	Context string `mapstructure:"context"`
 }
 
 // Kubernetes is one cluster: a kubeconfig file and context, or the pod's
@@ -285,6 +289,10 @@ func Load(path string) (Config, error) {
 	}
 	if err := cfg.readSecretFiles(); err != nil {
 		return cfg, inFile(path, err)
+	}
+	if err := cfg.resolveContexts(); err != nil {
+		err.(*Error).File = path
+		return cfg, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, inFile(path, err)

@@ -88,9 +88,8 @@ func (d *Daemon) serve() (*http.Server, error) {
 			return nil, nil
 		}
 		var err error
-		ln, err = net.Listen("tcp", d.cfg.Listen)
-		if err != nil {
-			return nil, &config.Error{Key: "listen", Msg: "cannot listen on " + d.cfg.Listen + ": " + listenErr(err) + " (fix: a free host:port, or \"\" to disable)"}
+		if ln, err = Listen(d.cfg.Listen); err != nil {
+			return nil, err
 		}
 	}
 	d.mu.Lock()
@@ -104,6 +103,17 @@ func (d *Daemon) serve() (*http.Server, error) {
 		}
 	}()
 	return srv, nil
+}
+
+// Listen opens the listener of the listen key, for Options.Listener (a
+// caller that must know the server listens before Run, such as systemd's
+// READY=1); an error names the key and the fix.
+func Listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &config.Error{Key: "listen", Msg: "cannot listen on " + addr + ": " + listenErr(err) + " (fix: a free host:port, or \"\" to disable)"}
+	}
+	return ln, nil
 }
 
 // Addr returns the address the HTTP server listens on ("" before Run or when

@@ -61,7 +61,9 @@ func ValidateHost(host string) error {
 		}
 		return nil
 	case "ssh":
-		return bad("ssh needs the docker CLI's ssh helper; forward the socket with ssh -L and use its unix:// or tcp:// address")
+		return fmt.Errorf("invalid docker host %q: ssh needs the docker CLI's ssh helper, and ssh:// is not supported "+
+			"(fix: a tcp://host:port endpoint with TLS, or an SSH tunnel: ssh -NL /tmp/mgr.sock:/var/run/docker.sock USER@HOST, then unix:///tmp/mgr.sock)",
+			RedactHost(host))
 	default:
 		return bad(fmt.Sprintf("unsupported scheme %q", scheme))
 	}

@@ -88,23 +88,9 @@ func Observe(ctx context.Context, cli client.APIClient, opts ObserveOptions) (re
 	if err != nil {
 		return reconcile.Swarm{}, newHostError(host, "docker info", err)
 	}
-	if info.Swarm.LocalNodeState != swarm.LocalNodeStateActive || !info.Swarm.ControlAvailable {
-		role := "a worker"
-		if info.Swarm.LocalNodeState != swarm.LocalNodeStateActive {
-			role = fmt.Sprintf("swarm state %q", info.Swarm.LocalNodeState)
-		}
-		return reconcile.Swarm{}, fmt.Errorf("docker host %s (%s) is %w (%s): point -H at a manager",
-			endpoint, info.Name, errNotManager, role)
-	}
-	var clusterID string
-	if info.Swarm.Cluster != nil {
-		clusterID = info.Swarm.Cluster.ID
-	} else {
-		sw, err := cli.SwarmInspect(ctx)
-		if err != nil {
-			return reconcile.Swarm{}, newHostError(host, "swarm inspect", err)
-		}
-		clusterID = sw.ID
+	clusterID, err := managerCluster(ctx, cli, info)
+	if err != nil {
+		return reconcile.Swarm{}, err
 	}
 
 	start := now()

@@ -1,6 +1,7 @@
 package swarm
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +99,19 @@ func TestRealSwarmHealthy(t *testing.T) {
 	_, err := Observe(t.Context(), managerClient(t, c.Workers[0].Host), ObserveOptions{})
 	if !IsNotManager(err) {
 		t.Errorf("Observe on the worker: %v, want a not-a-swarm-manager error", err)
+	}
+
+	// CheckManager (config validate -connect) says the same, read only.
+	info, err := cli.SwarmInspect(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := CheckManager(t.Context(), cli)
+	if err != nil || m.ClusterID != info.ID || m.Name != c.Manager.Name || m.Endpoint != c.Manager.Host || m.EngineVersion == "" {
+		t.Errorf("CheckManager(manager) = %+v, %v; want cluster %s, name %s", m, err, info.ID, c.Manager.Name)
+	}
+	if _, err := CheckManager(t.Context(), managerClient(t, c.Workers[0].Host)); !IsNotManager(err) || !strings.Contains(err.Error(), c.Workers[0].Host) {
+		t.Errorf("CheckManager(worker) = %v, want a not-a-swarm-manager error naming the host", err)
 	}
 }
 

@@ -21,21 +21,25 @@ func init() { register("audit", func() command { return &auditCmd{} }) }
 type auditCmd struct {
 	settingsFlag
 
+	output outputFlag
+
 	verify bool
 	failOn string
-	json   bool
 }
 
 func (cmd *auditCmd) Register(ctx context.Context, f *flag.FlagSet) {
 	cmd.settingsFlag.Register(f)
 	f.BoolVar(&cmd.verify, "verify", false, "Probe candidate VMs from inside through guest operations (needs -l or GOVC_GUEST_LOGIN)")
 	f.StringVar(&cmd.failOn, "fail-on", "warning", "Exit 3 when a finding is at least this severe: critical, warning, info or never (config: fail_on)")
-	f.BoolVar(&cmd.json, "json", false, "Print the result as JSON")
+	cmd.output.Register(f)
 }
 
 func (cmd *auditCmd) Process(ctx context.Context) error {
 	if err := config.ValidateFailOn(cmd.failOn); err != nil {
 		return usagef("-fail-on: %s", err)
+	}
+	if err := cmd.output.Process(); err != nil {
+		return err
 	}
 	if err := cmd.settingsFlag.Process(); err != nil {
 		return err
@@ -65,8 +69,10 @@ vCenter it audits the swarm alone: a node ID answered by two machines.
 
 vCenter: -u, -k, -dc and GOVC_URL, GOVC_USERNAME, GOVC_PASSWORD, GOVC_INSECURE,
 GOVC_DATACENTER, GOVC_TLS_CA_CERTS, GOVC_TLS_KNOWN_HOSTS, as govc.
-Swarm: -H, or DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, as the docker
-CLI (an MKE client bundle's env.sh works as it is); default the local socket.
+Swarm: -H or -context, or DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH,
+DOCKER_CONTEXT, as the docker CLI (an MKE client bundle's env.sh works as it
+is); else the config's swarms, else the currentContext of ~/.docker/config.json
+(DOCKER_CONFIG), else the local socket.
 Kubernetes: -kubeconfig, KUBECONFIG, -kube-context, as kubectl; default
 ~/.kube/config. A default that is absent is skipped with a note.
 
@@ -76,7 +82,8 @@ above -fail-on.
 Examples:
   vmreconcile audit -u 'admin@vsphere.local:PASS@vc.example.com' -H tcp://mgr:2376
   vmreconcile audit -H tcp://mgr:2376          # no vSphere: the swarm alone
-  vmreconcile audit -observe 30s -json | jq '.findings[]'`
+  vmreconcile audit -observe 30s -json | jq '.findings[]'
+  vmreconcile audit -format csv -q > findings.csv`
 }
 
 func (cmd *auditCmd) Run(ctx context.Context, args []string) error {
@@ -98,39 +105,7 @@ func (cmd *auditCmd) Run(ctx context.Context, args []string) error {
 		return sourceError(err, cmd.vcFromFlags)
 	}
 	cmd.printNotes("audit") // on success only: an error stays one line
-	return report(out.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn)})
-}
-
-// reportOptions say how to print a result: the same for audit and demo.
-type reportOptions struct {
-	json   bool
-	failOn reconcile.Severity // or "never"
-	// banner, when set, is printed above the table (the demo labels itself).
-	banner string
-}
-
-// report prints a result and returns exit 3 when a finding is at least
-// as severe as failOn.
-func report(res reconcile.Result, o reportOptions) error {
-	if err := render(out.stdout, res, o); err != nil {
-		return err
-	}
-	if exceeds(res, o.failOn) {
-		return &findingsError{code: ExitFindings}
-	}
-	return nil
-}
-
-func render(w io.Writer, res reconcile.Result, o reportOptions) error {
-	if o.json {
-		return writeJSON(w, res)
-	}
-	if o.banner != "" {
-		fmt.Fprintln(w, o.banner)
-		fmt.Fprintln(w)
-	}
-	writeTable(w, res, 100)
-	return nil
+	return report(out.Result, reportOptions{output: cmd.output, failOn: reconcile.Severity(cmd.failOn)})
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"log/slog"
+	"net"
 	"os"
 
 	"github.com/vmreconcile/vmreconcile/config"
@@ -48,21 +50,20 @@ func (cmd *daemonCmd) Process(ctx context.Context) error {
 	if set["store"] {
 		cfg.Store.Path = cmd.storePath
 	}
-	if err := cfg.Validate(); err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) && set[flagOf(ce.Key)] {
-			return usagef("-%s: %s", flagOf(ce.Key), ce.Msg)
-		}
-		return err
-	}
 	for _, vc := range cfg.VCenters {
 		addSecret(vc.Password.Reveal())
 	}
 	for _, wh := range cfg.Alerts.Webhooks {
 		addSecret(wh.Secret.Reveal())
 	}
-	if len(cfg.Swarms) == 0 && len(cfg.Kubernetes) == 0 {
-		return usagef("no cluster to watch: the config has no swarms and no kubernetes (fix: a swarms: entry with the managers' hosts, or a kubernetes: entry; vcenters may be empty)")
+	// The checks `config validate` makes: no cluster, a policy the guest
+	// logins cannot carry out, an unusable store path are exit 2.
+	if err := daemon.Preflight(cfg); err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) && set[flagOf(ce.Key)] {
+			return usagef("-%s: %s", flagOf(ce.Key), ce.Msg)
+		}
+		return inFile(err, cmd.configFile)
 	}
 	cmd.cfg = cfg
 	return nil
@@ -95,7 +96,7 @@ Exit: 0 stopped cleanly (-once: one audit done, whatever it found), 1 runtime er
 
 Examples:
   vmreconcile daemon -config /etc/vmreconcile/config.yaml
-  vmreconcile daemon -config config.yaml -once -store /tmp/test.db`
+  vmreconcile config validate -config /etc/vmreconcile/config.yaml   # check first`
 }
 
 func (cmd *daemonCmd) Run(ctx context.Context, args []string) error {
@@ -116,12 +117,45 @@ func (cmd *daemonCmd) Run(ctx context.Context, args []string) error {
 		}
 	}()
 	daemon.Version = buildVersion // vmreconcile_build_info
-	d, err := daemon.New(daemon.Options{Config: cmd.cfg, Store: st, Logger: log})
-	if err != nil {
-		return err
-	}
 	if cmd.once {
+		d, err := daemon.New(daemon.Options{Config: cmd.cfg, Store: st, Logger: log})
+		if err != nil {
+			return err
+		}
 		return d.RunOnce(ctx)
 	}
+	return cmd.serve(ctx, st, log)
+}
+
+// serve runs the daemon under systemd's eyes (Type=notify): READY=1 once
+// the store is open and the HTTP server listens, WATCHDOG=1 while the
+// daemon's state can be read, STOPPING=1 on SIGTERM. Outside systemd the
+// notifications are off.
+func (cmd *daemonCmd) serve(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	var ln net.Listener
+	if cmd.cfg.Listen != "" {
+		var err error
+		if ln, err = daemon.Listen(cmd.cfg.Listen); err != nil {
+			return err
+		}
+	}
+	d, err := daemon.New(daemon.Options{Config: cmd.cfg, Store: st, Logger: log, Listener: ln})
+	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return err
+	}
+	sd := daemon.NewNotifier()
+	if err := sd.Ready(); err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
+	wctx, stopWatchdog := context.WithCancel(ctx)
+	defer stopWatchdog()
+	go sd.Watchdog(wctx, func() { d.Ready() }) // Ready takes the daemon's lock: a deadlock stops the pings
+	go func() {
+		<-ctx.Done()
+		_ = sd.Stopping()
+	}()
 	return d.Run(ctx)
 }

@@ -18,14 +18,14 @@ func init() { register("demo", func() command { return &demoCmd{} }) }
 // demoCmd runs the audit against an embedded, simulated vCenter and swarm that
 // hold the seed story: a live worker cloned by another team.
 type demoCmd struct {
-	json      bool
+	output    outputFlag
 	observe   time.Duration
 	failOn    string
 	noVCenter bool
 }
 
 func (cmd *demoCmd) Register(ctx context.Context, f *flag.FlagSet) {
-	f.BoolVar(&cmd.json, "json", false, "Enable JSON output")
+	cmd.output.Register(f)
 	f.DurationVar(&cmd.observe, "observe", 3*time.Second, "Sample the simulated manager for this long")
 	f.StringVar(&cmd.failOn, "fail-on", "never", "As audit's -fail-on; the demo exits 0 by default")
 	f.BoolVar(&cmd.noVCenter, "no-vcenter", false, "The same story seen from the swarm alone, as on bare metal or a cloud (no vCenter)")
@@ -34,6 +34,9 @@ func (cmd *demoCmd) Register(ctx context.Context, f *flag.FlagSet) {
 func (cmd *demoCmd) Process(ctx context.Context) error {
 	if err := config.ValidateFailOn(cmd.failOn); err != nil {
 		return usagef("-fail-on: %s", err)
+	}
+	if err := cmd.output.Process(); err != nil {
+		return err
 	}
 	if cmd.observe < 0 {
 		return usagef("-observe %s is negative (fix: e.g. -observe 3s)", cmd.observe)
@@ -86,5 +89,5 @@ func (cmd *demoCmd) Run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	return report(o.Result, reportOptions{json: cmd.json, failOn: reconcile.Severity(cmd.failOn), banner: banner})
+	return report(o.Result, reportOptions{output: cmd.output, failOn: reconcile.Severity(cmd.failOn), banner: banner})
 }

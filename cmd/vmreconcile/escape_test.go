@@ -55,7 +55,7 @@ func TestTableEscapesHostileText(t *testing.T) {
 		t.Fatalf("the scenario gives no findings or nodes: %+v", res.Summary)
 	}
 	var b bytes.Buffer
-	writeTable(&b, res, 100)
+	writeTable(&b, res, tableLayout{width: 100})
 	out := b.String()
 	textsafetest.Check(t, "audit table", out)
 	for _, want := range []string{`wk\x1b[31mRED\x1b[0m-clone`, `wk-1\u202eenolc\u202c\u2066x\u2069`, `\x1b]0;owned\x07`} {
@@ -65,7 +65,7 @@ func TestTableEscapesHostileText(t *testing.T) {
 	}
 
 	b.Reset()
-	if err := render(&b, res, reportOptions{json: true}); err != nil {
+	if err := render(&b, res, reportOptions{output: outputFlag{format: formatJSON}}); err != nil {
 		t.Fatal(err)
 	}
 	var back reconcile.Result

@@ -17,6 +17,7 @@ import (
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/guest"
 	"github.com/vmreconcile/vmreconcile/kube"
+	"github.com/vmreconcile/vmreconcile/swarm"
 )
 
 // Limits of the observation flags: beyond them a value is a typo, and a
@@ -40,9 +41,10 @@ type settingsFlag struct {
 	vcURL, dc, caCerts, knownHosts string
 	insecure                       bool
 
-	// Swarm, as the docker CLI: -H, DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH.
-	host              string
-	observe, lookback time.Duration
+	// Swarm, as the docker CLI: -H, DOCKER_HOST, DOCKER_TLS_VERIFY,
+	// DOCKER_CERT_PATH; -context, DOCKER_CONTEXT, currentContext.
+	host, dockerContext string
+	observe, lookback   time.Duration
 
 	// Kubernetes, as kubectl: -kubeconfig, KUBECONFIG, -kube-context.
 	kubeconfig, kubeContext string
@@ -76,6 +78,7 @@ func (f *settingsFlag) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.caCerts, "tls-ca-certs", env("GOVC_TLS_CA_CERTS"), "TLS CA certificates file of the vCenter [GOVC_TLS_CA_CERTS]")
 	fs.StringVar(&f.knownHosts, "tls-known-hosts", env("GOVC_TLS_KNOWN_HOSTS"), "TLS known hosts file (host thumbprint) [GOVC_TLS_KNOWN_HOSTS]")
 	fs.StringVar(&f.host, "H", "", "Docker host of a swarm manager [DOCKER_HOST]; TLS from DOCKER_TLS_VERIFY, DOCKER_CERT_PATH")
+	fs.StringVar(&f.dockerContext, "context", "", "Docker context of a swarm manager, as docker --context [DOCKER_CONTEXT] (default: the config's swarms, else currentContext of ~/.docker/config.json)")
 	fs.DurationVar(&f.observe, "observe", 0, "Sample the manager's node list for this long (0 = one sample; at most 1h); a shared node shows one identity at a time")
 	fs.DurationVar(&f.lookback, "lookback", 10*time.Minute, "Replay the manager's node events of this long ago (0 = none; at most 720h)")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "Kubernetes: kubeconfig file (default: KUBECONFIG, else ~/.kube/config when it exists)")
@@ -181,24 +184,75 @@ func (f *settingsFlag) loginSource() string {
 	return "guest.login"
 }
 
-// swarm: -H or DOCKER_HOST replaces the config's swarms; with neither and
-// no swarm in the config, the local socket.
+// swarm resolves the swarm as the docker CLI does: -H, else -context, else
+// DOCKER_HOST, else DOCKER_CONTEXT; each replaces the config's swarms. With
+// none of them, the config's swarms; with none of those, the currentContext
+// of $DOCKER_CONFIG/config.json (~/.docker), else the local socket.
 func (f *settingsFlag) swarm(cfg *config.Config) error {
-	host, source := f.host, "-H"
-	if host == "" {
-		host, source = os.Getenv("DOCKER_HOST"), "DOCKER_HOST"
+	if f.host != "" && f.dockerContext != "" {
+		return usagef("-H and -context are both given (fix: one of them: -H names a manager, -context a docker context)")
 	}
-	if host == "" && len(cfg.Swarms) > 0 {
+	switch {
+	case f.host != "":
+		return f.hostSwarm(cfg, f.host, "-H")
+	case f.dockerContext != "":
+		return f.contextSwarm(cfg, f.dockerContext, "-context")
+	case os.Getenv("DOCKER_HOST") != "":
+		return f.hostSwarm(cfg, os.Getenv("DOCKER_HOST"), "DOCKER_HOST")
+	case os.Getenv("DOCKER_CONTEXT") != "":
+		return f.contextSwarm(cfg, os.Getenv("DOCKER_CONTEXT"), "DOCKER_CONTEXT")
+	case len(cfg.Swarms) > 0:
 		return nil
 	}
-	if host == "" {
-		// The default: the local engine, when there is one.
-		if _, err := os.Stat(defaultDockerSocket); err != nil {
-			f.notes = append(f.notes, "no swarm manager given and "+defaultDockerSocket+" absent: swarm side skipped (fix: -H or DOCKER_HOST)")
-			return nil
-		}
-		host, source = "unix://"+defaultDockerSocket, "the default Docker socket"
+	dir, err := swarm.DockerConfigDir()
+	if err != nil {
+		return f.defaultSwarm(cfg)
 	}
+	name, err := swarm.CurrentContext(dir)
+	if err != nil {
+		return usagef("%s", err)
+	}
+	if name != "" {
+		return f.contextSwarm(cfg, name, "currentContext of "+filepath.Join(dir, "config.json"))
+	}
+	return f.defaultSwarm(cfg)
+}
+
+// defaultSwarm is the local engine when nothing names a swarm: used when
+// its socket exists, else skipped with a note.
+func (f *settingsFlag) defaultSwarm(cfg *config.Config) error {
+	if _, err := os.Stat(defaultDockerSocket); err != nil {
+		f.notes = append(f.notes, "no swarm manager given and "+defaultDockerSocket+" absent: swarm side skipped (fix: -H, -context or DOCKER_HOST)")
+		return nil
+	}
+	return f.hostSwarm(cfg, config.DefaultDockerHost, "the default Docker socket")
+}
+
+// contextSwarm makes the docker context name the one swarm. The default
+// context is DOCKER_HOST, else the local socket, as for the docker CLI.
+func (f *settingsFlag) contextSwarm(cfg *config.Config, name, source string) error {
+	if name == swarm.DefaultContextName {
+		if h := os.Getenv("DOCKER_HOST"); h != "" {
+			return f.hostSwarm(cfg, h, "DOCKER_HOST")
+		}
+		return f.hostSwarm(cfg, config.DefaultDockerHost, "the default Docker socket")
+	}
+	dir, err := swarm.DockerConfigDir()
+	if err != nil {
+		return usagef("%s %s: %s", source, name, err)
+	}
+	sw, err := config.SwarmFromContext(dir, name)
+	if err != nil {
+		return usagef("%s: %s", source, err)
+	}
+	sw.Name = name
+	cfg.Swarms = []config.Swarm{sw}
+	return nil
+}
+
+// hostSwarm makes host the one swarm, with TLS from DOCKER_TLS_VERIFY and
+// DOCKER_CERT_PATH, as the docker CLI.
+func (f *settingsFlag) hostSwarm(cfg *config.Config, host, source string) error {
 	if err := config.ValidateDockerHost(host); err != nil {
 		return usagef("%s: %s", source, err)
 	}
@@ -207,13 +261,9 @@ func (f *settingsFlag) swarm(cfg *config.Config) error {
 	// DOCKER_TLS_VERIFY is set without DOCKER_CERT_PATH: so do we, so that
 	// asking for TLS never silently gives none.
 	if sw.TLSVerify && sw.CertPath == "" {
-		dir := os.Getenv("DOCKER_CONFIG")
-		if dir == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return usagef("DOCKER_TLS_VERIFY is set but DOCKER_CERT_PATH is not, and there is no home directory (fix: set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem)")
-			}
-			dir = filepath.Join(home, ".docker")
+		dir, err := swarm.DockerConfigDir()
+		if err != nil {
+			return usagef("DOCKER_TLS_VERIFY is set but DOCKER_CERT_PATH is not, and there is no home directory (fix: set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem)")
 		}
 		if err := config.ValidateCertPath(dir); err != nil {
 			return usagef("DOCKER_TLS_VERIFY is set but DOCKER_CERT_PATH is not, and %s cannot be read (fix: set DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem, such as an unzipped client bundle)", filepath.Join(dir, "ca.pem"))

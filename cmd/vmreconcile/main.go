@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -55,6 +56,17 @@ func main() {
 
 // run dispatches to a subcommand and maps its error to an exit code.
 func run(ctx context.Context, args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "--version", "-version":
+			args = append([]string{"version"}, args[1:]...)
+		case "help", "-h", "-help", "--help":
+			if len(args) > 1 && args[0] == "help" {
+				// "help audit" is "audit -h", as git and docker take it.
+				return run(ctx, append(slices.Clone(args[1:]), "-h"))
+			}
+		}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
 		usage(out.stderr)
 		if len(args) == 0 {
@@ -62,17 +74,15 @@ func run(ctx context.Context, args []string) int {
 		}
 		return ExitOK
 	}
-	name := args[0]
-	newCmd, ok := commands[name]
+	name, args, ok := lookup(args)
 	if !ok {
-		fmt.Fprintf(out.stderr, "vmreconcile: unknown command %q (fix: one of %s)\n", name, strings.Join(commandNames(), ", "))
-		return ExitUsage
+		return unknownCommand(name, args)
 	}
-	cmd := newCmd()
+	cmd := commands[name]()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cmd.Register(ctx, fs)
-	rest, err := parseInterleaved(fs, args[1:])
+	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			commandUsage(out.stderr, name, cmd, fs)
@@ -86,6 +96,59 @@ func run(ctx context.Context, args []string) int {
 		err = cmd.Run(ctx, rest)
 	}
 	return finish(name, err)
+}
+
+// lookup finds the command args name: "audit", or a group's subcommand
+// "config validate". It returns the command's name and its arguments; for
+// an unknown command, the name given and ok false.
+func lookup(args []string) (name string, rest []string, ok bool) {
+	if _, ok := commands[args[0]]; ok {
+		return args[0], args[1:], true
+	}
+	if len(args) > 1 {
+		if _, ok := commands[args[0]+" "+args[1]]; ok {
+			return args[0] + " " + args[1], args[2:], true
+		}
+	}
+	return args[0], args[1:], false
+}
+
+// unknownCommand says what exists: the commands, or a group's subcommands
+// ("vmreconcile config" alone, or "config -h").
+func unknownCommand(name string, args []string) int {
+	if subs := subcommands(name); len(subs) > 0 {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			groupUsage(out.stderr, name, subs)
+			return ExitOK
+		}
+		if len(args) == 0 {
+			groupUsage(out.stderr, name, subs)
+			return ExitUsage
+		}
+		fmt.Fprintf(out.stderr, "vmreconcile %s: unknown command %q (fix: one of %s)\n", name, args[0], strings.Join(subs, ", "))
+		return ExitUsage
+	}
+	fmt.Fprintf(out.stderr, "vmreconcile: unknown command %q (fix: one of %s)\n", name, strings.Join(commandNames(), ", "))
+	return ExitUsage
+}
+
+// subcommands lists the subcommands of group ("validate", "defaults").
+func subcommands(group string) []string {
+	var subs []string
+	for _, n := range commandNames() {
+		if sub, ok := strings.CutPrefix(n, group+" "); ok {
+			subs = append(subs, sub)
+		}
+	}
+	return subs
+}
+
+func groupUsage(w io.Writer, group string, subs []string) {
+	fmt.Fprintf(w, "Usage: vmreconcile %s COMMAND [OPTIONS]\n\nCommands:\n", group)
+	for _, s := range subs {
+		fmt.Fprintf(w, "  %-10s %s\n", s, firstLine(commands[group+" "+s]().Description()))
+	}
+	fmt.Fprintf(w, "\nRun 'vmreconcile %s COMMAND -h' for a command's options.\n", group)
 }
 
 // finish prints err as one line (secrets redacted) and returns its exit code.
@@ -137,7 +200,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nMatches vSphere VMs against Docker Swarm nodes and finds VMs that impersonate a node.")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, n := range commandNames() {
-		fmt.Fprintf(w, "  %-10s %s\n", n, firstLine(commands[n]().Description()))
+		fmt.Fprintf(w, "  %-16s %s\n", n, firstLine(commands[n]().Description()))
 	}
 	fmt.Fprintln(w, "\nRun 'vmreconcile COMMAND -h' for a command's options.")
 }

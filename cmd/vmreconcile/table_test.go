@@ -27,7 +27,7 @@ func TestTableGuestProbes(t *testing.T) {
 			Evidence: []string{strings.Repeat("a long line of evidence ", 12)}, Remedy: "Leave wk1 alone."}},
 	}
 	var b bytes.Buffer
-	writeTable(&b, res, 100)
+	writeTable(&b, res, tableLayout{width: 100})
 	out := b.String()
 	for _, want := range []string{
 		"CRITICAL shared-node-id  node x1kq7bq9vbyt0sbxbivvv1i5o  [confirmed in guest, dormant]",
