@@ -364,7 +364,6 @@ func kubeWindow(n KubeNode) (from, to time.Time) {
 	return from, to
 }
 
-
 // kubeFirstSeenRank ranks the VMs that wrote the Node by when their
 // identity was first seen, in this run and in earlier runs (History).
 func (st *state) kubeFirstSeenRank(ks *kubeState) map[int]int {
