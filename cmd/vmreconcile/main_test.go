@@ -140,6 +140,11 @@ func TestDemoJSONSchema(t *testing.T) {
 	if k8s := findingsOf(res, reconcile.KindSharedK8sNode); len(k8s) != 1 || k8s[0].Original != "swarm-wk-03" || !slices.Contains(k8s[0].VMs, "k8s-new-01") {
 		t.Errorf("the demo's Kubernetes side: shared-k8s-node %+v", k8s)
 	}
+	// Its clones got new MACs, as on vSphere; only the VM copied as files
+	// shares one.
+	if mac := findingsOf(res, reconcile.KindDuplicateMAC); len(mac) != 1 || !slices.Equal(mac[0].VMs, []string{"db-01", "db-01-restore"}) {
+		t.Errorf("duplicate-mac: %+v, want only db-01 and its file copy db-01-restore", mac)
+	}
 	shared := findingsOf(res, reconcile.KindSharedNodeID)
 	if len(shared) != 1 {
 		t.Fatalf("shared-node-id findings = %d, want 1: %+v", len(shared), res.Findings)

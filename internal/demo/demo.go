@@ -123,6 +123,11 @@ func Start(ctx context.Context) (w *World, err error) {
 		{Name: "k8s-new-01", PowerOn: true, Hostname: "k8s-new-01.corp.example", IP: "10.20.0.51", NumCPU: 4, MemoryMB: 8192},
 		{Name: "k8s-new-02", NumCPU: 4, MemoryMB: 8192},
 	}
+	// Unrelated to the story: a database VM copied as files and registered
+	// ("I copied it"), which kept its MAC address.
+	if _, err := vcsim.Clone(ctx, w.vc, refs["db-01"], vcsim.CloneSpec{Name: "db-01-restore", KeepMAC: true}); err != nil {
+		return nil, fmt.Errorf("clone db-01-restore: %w", err)
+	}
 	for _, c := range copies {
 		vm, err := vcsim.Clone(ctx, w.vc, wk3, c)
 		if err != nil {

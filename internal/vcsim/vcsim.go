@@ -3,6 +3,7 @@ package vcsim
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"path"
@@ -30,6 +31,9 @@ import (
 //     facts unless the CloneSpec sets them; CloneSpec does, the way a clone of
 //     a running VM boots with the same disk and so the same hostname.
 //   - vcsim clones keep the source's NIC MACs, and always copy disks in full.
+//     A real vSphere clone gets new generated MACs: Clone gives the copy new
+//     ones unless CloneSpec.KeepMAC (a VM copied as files, whose .vmx kept
+//     its MACs).
 
 // VM describes a VM for CreateVM.
 type VM struct {
@@ -136,6 +140,10 @@ type CloneSpec struct {
 	// NumCPU and MemoryMB override the source's when not zero.
 	NumCPU   int32
 	MemoryMB int32
+	// KeepMAC keeps the source's NIC MACs, as a VM copied as files and
+	// registered ("I copied it") does; by default the copy gets new MACs, as
+	// a vSphere clone does.
+	KeepMAC bool
 	// Linked makes the copy's disks children of the source's disks, as a
 	// linked clone's are. vcsim cannot clone that way, so the full copies are
 	// swapped for child disks after the clone.
@@ -182,6 +190,13 @@ func Clone(ctx context.Context, c *vim25.Client, src types.ManagedObjectReferenc
 			ExtraConfig: guestConfig(hostname, ip, tools),
 		},
 	}
+	if !spec.KeepMAC && s.Config != nil {
+		changes, err := newMACs(s.Config.Hardware.Device)
+		if err != nil {
+			return nil, err
+		}
+		cloneSpec.Config.DeviceChange = changes
+	}
 	srcVM := object.NewVirtualMachine(c, src)
 	task, err := srcVM.Clone(ctx, object.NewFolder(c, *s.Parent), spec.Name, cloneSpec)
 	if err != nil {
@@ -198,6 +213,7 @@ func Clone(ctx context.Context, c *vim25.Client, src types.ManagedObjectReferenc
 			return nil, err
 		}
 	}
+
 	if spec.PowerOn && !spec.Template {
 		if err := simPowerOn(ctx, vm); err != nil {
 			return nil, err
@@ -383,4 +399,27 @@ func simNetwork(ctx context.Context, finder *find.Finder) (types.BaseVirtualDevi
 		return nil, fmt.Errorf("network backing: %w", err)
 	}
 	return backing, nil
+}
+
+// newMACs edits every NIC of devices (the source's) to a new generated MAC
+// (VMware's 00:50:56 prefix), as vCenter gives a clone.
+func newMACs(devices []types.BaseVirtualDevice) ([]types.BaseVirtualDeviceConfigSpec, error) {
+	var changes []types.BaseVirtualDeviceConfigSpec
+	for _, d := range devices {
+		nic, ok := d.(types.BaseVirtualEthernetCard)
+		if !ok {
+			continue
+		}
+		// devices is this call's own copy of the source's configuration:
+		// the card is edited in place, keeping its type.
+		card := nic.GetVirtualEthernetCard()
+		b := make([]byte, 3)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		card.MacAddress = fmt.Sprintf("00:50:56:%02x:%02x:%02x", b[0]&0x3f, b[1], b[2])
+		card.AddressType = string(types.VirtualEthernetCardMacTypeManual)
+		changes = append(changes, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationEdit, Device: d})
+	}
+	return changes, nil
 }
