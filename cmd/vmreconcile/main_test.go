@@ -268,6 +268,11 @@ func TestBadInput(t *testing.T) {
 		{"preclone -vm.ipath matching nothing", nil, []string{"preclone", "-u", good, "-k", "-vm.ipath", "/DC0/vm/nothing"}, ExitUsage, []string{`-vm.ipath "/DC0/vm/nothing"`, "matches no VM"}},
 		{"preclone two search flags", nil, []string{"preclone", "-u", good, "-k", "-vm.ipath", "/DC0/vm/x", "-vm.uuid", "y"}, ExitUsage, []string{"more than one search flag", "-vm.uuid"}},
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			t.Logf("reliability: %d bad inputs (flags, environment, config files): one line each, the documented exit code, no secret", len(cases))
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runBin(t, tc.env, tc.args...)

