@@ -21,6 +21,7 @@ import (
 	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/guest"
+	"github.com/vmreconcile/vmreconcile/kube"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/swarm"
 )
@@ -39,6 +40,9 @@ type Options struct {
 	Probe *Probe
 	// Progress, when set, is told what is going on (for a terminal).
 	Progress func(format string, args ...any)
+	// KubePrior, when set, gives the Node sightings the caller's followers
+	// made of each Kubernetes cluster since the last run (the daemon).
+	KubePrior func(cluster string) []kube.Observation
 }
 
 // Probe says which VMs to probe and how.
@@ -67,7 +71,7 @@ func Run(ctx context.Context, src *Sources, opts Options) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	snap, err := collect.Snapshot(ctx, conn, collect.Options{Observe: opts.Observe, Progress: opts.Progress})
+	snap, err := collect.Snapshot(ctx, conn, collect.Options{Observe: opts.Observe, Progress: opts.Progress, KubePrior: opts.KubePrior})
 	if err != nil {
 		return Outcome{}, err
 	}

@@ -56,6 +56,9 @@ type Options struct {
 	Observe swarm.ObserveOptions
 	// Progress, when set, is told what is going on (for a terminal).
 	Progress func(format string, args ...any)
+	// KubePrior, when set, returns the Node sightings a follower of the
+	// Kubernetes cluster name made before this collection (the daemon).
+	KubePrior func(name string) []kube.Observation
 }
 
 // SourceError is a collection failure of one source; Source names it
@@ -153,7 +156,11 @@ func Snapshot(ctx context.Context, src Sources, opts Options) (reconcile.Snapsho
 		go func() {
 			defer wg.Done()
 			progress("observing Kubernetes cluster %s", k.Name)
-			cl, err := kube.Observe(ctx, k.Client, kube.ObserveOptions{Lookback: opts.Observe.Lookback, Window: opts.Observe.Window})
+			ko := kube.ObserveOptions{Lookback: opts.Observe.Lookback, Window: opts.Observe.Window}
+			if opts.KubePrior != nil {
+				ko.Prior = opts.KubePrior(k.Name)
+			}
+			cl, err := kube.Observe(ctx, k.Client, ko)
 			observing.Add(-1)
 			if err != nil {
 				fail("kubernetes "+k.Name, err)

@@ -34,6 +34,7 @@ import (
 	"github.com/vmreconcile/vmreconcile/collect"
 	"github.com/vmreconcile/vmreconcile/config"
 	"github.com/vmreconcile/vmreconcile/guest"
+	"github.com/vmreconcile/vmreconcile/kube"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/remediate"
 	"github.com/vmreconcile/vmreconcile/store"
@@ -104,11 +105,14 @@ type Daemon struct {
 
 	detect chan trigger
 
-	mu          sync.Mutex
-	sourceOK    map[string]time.Time // label -> last successful collection
-	sourceErr   map[string]string    // label -> last error, "" after a success
-	lineage     map[string]reconcile.Lineage
-	openByNode  map[string]bool // node IDs with an open finding: flips of these don't re-trigger
+	mu         sync.Mutex
+	sourceOK   map[string]time.Time // label -> last successful collection
+	sourceErr  map[string]string    // label -> last error, "" after a success
+	lineage    map[string]reconcile.Lineage
+	openByNode map[string]bool // node IDs with an open finding: flips of these don't re-trigger
+	// kubeSeen holds, per Kubernetes cluster, the Node sightings its watcher
+	// made within the lookback: each audit builds on them.
+	kubeSeen    map[string][]kube.Observation
 	lastAuditOK time.Time
 	// vmCount is each vCenter's VM count in the last recorded run (see checkVanished).
 	vmCount map[string]int
@@ -159,6 +163,7 @@ func New(opts Options) (*Daemon, error) {
 		sourceErr:  map[string]string{},
 		lineage:    map[string]reconcile.Lineage{},
 		openByNode: map[string]bool{},
+		kubeSeen:   map[string][]kube.Observation{},
 	}
 	d.jobSems[JobAudit] = d.auditSem
 	d.src = audit.NewSources(cfg)
@@ -396,7 +401,7 @@ func (d *Daemon) collect(ctx context.Context, started, since time.Time) (audit.O
 	}
 	obs := audit.Observe(d.cfg.Observe)
 	obs.Lookback = detectionLookback(obs.Lookback, started, since)
-	opts := audit.Options{Observe: obs, History: hist, Lineage: d.knownLineage()}
+	opts := audit.Options{Observe: obs, History: hist, Lineage: d.knownLineage(), KubePrior: d.kubePrior}
 	if d.runner != nil && d.logins.Any() {
 		// Remediation may act on this run: confirm identities inside the
 		// guests first, so that what is recorded and alerted is exactly what

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/vmreconcile/vmreconcile/audit"
@@ -26,7 +27,10 @@ func (d *Daemon) watchKube(ctx context.Context, k *audit.KubeSource) {
 			connected = true
 			d.log.Info("following Kubernetes Node changes", "cluster", k.Label())
 			start := time.Now()
-			err = kube.Follow(ctx, c, func(o kube.Observation) { d.kubeNode(c.Name(), seen, o) })
+			err = kube.Follow(ctx, c, func(o kube.Observation) {
+				d.keepKube(c.Name(), o)
+				d.kubeNode(c.Name(), seen, o)
+			})
 			if time.Since(start) > 30*time.Second {
 				bo.reset()
 			}
@@ -39,6 +43,31 @@ func (d *Daemon) watchKube(ctx context.Context, k *audit.KubeSource) {
 		d.log.Warn("Kubernetes Node stream lost; reconnecting", "cluster", k.Label(), "retry_in", delay, "err", errString(err))
 		sleep(ctx, delay)
 	}
+}
+
+// maxKubeSightings bounds the sightings kept per cluster between audits.
+const maxKubeSightings = 200000
+
+// keepKube keeps a Node sighting for the next audits: the writes between two
+// audits, which one list would miss (audits take no window of their own).
+// Sightings older than the observation lookback are dropped.
+func (d *Daemon) keepKube(cluster string, o kube.Observation) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	obs := append(d.kubeSeen[cluster], o)
+	cut := 0
+	horizon := d.now().Add(-d.historyWindow())
+	for cut < len(obs) && (obs[cut].Time.Before(horizon) || len(obs)-cut > maxKubeSightings) {
+		cut++
+	}
+	d.kubeSeen[cluster] = obs[cut:]
+}
+
+// kubePrior is a copy of the sightings kept of a cluster.
+func (d *Daemon) kubePrior(cluster string) []kube.Observation {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.kubeSeen[cluster])
 }
 
 // kubeNodeState is what the watcher knows of one Node.

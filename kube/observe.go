@@ -33,6 +33,11 @@ type ObserveOptions struct {
 	// Now replaces time.Now for timestamps and the lookback (tests); the
 	// window itself is paced by real timers.
 	Now func() time.Time
+	// Prior are sightings made before this call by a follower of the same
+	// cluster (the daemon's Node watch, see Follow): the writes between two
+	// audits, which a single list would miss. Those older than the
+	// lookback are left out.
+	Prior []Observation
 }
 
 const (
@@ -84,6 +89,11 @@ func Observe(ctx context.Context, c *Client, opts ObserveOptions) (reconcile.Kub
 	since := start
 	if opts.Lookback > 0 {
 		since = start.Add(-opts.Lookback)
+	}
+	for _, p := range opts.Prior {
+		if !p.Time.Before(since) {
+			o.obs = append(o.obs, p)
+		}
 	}
 	rv, err := o.listNodes(ctx)
 	if err != nil {
