@@ -77,16 +77,7 @@ func (e *SourceError) Unwrap() error { return e.Err }
 // a partial snapshot is never returned as if it were whole.
 func Snapshot(ctx context.Context, src Sources, opts Options) (reconcile.Snapshot, error) {
 	vcs, sws := src.VCenters, src.Swarms
-	progress := func(string, ...any) {}
-	if p := opts.Progress; p != nil {
-		// The sources report from their own goroutines: one line at a time.
-		var pmu sync.Mutex
-		progress = func(format string, args ...any) {
-			pmu.Lock()
-			defer pmu.Unlock()
-			p(format, args...)
-		}
-	}
+	progress := serialized(opts.Progress)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -179,14 +170,7 @@ func Snapshot(ctx context.Context, src Sources, opts Options) (reconcile.Snapsho
 		return reconcile.Snapshot{}, err
 	}
 	// Goroutines finish in any order: sort so that the snapshot is deterministic.
-	sort.Slice(snap.VMs, func(i, j int) bool {
-		if snap.VMs[i].VCenter != snap.VMs[j].VCenter {
-			return snap.VMs[i].VCenter < snap.VMs[j].VCenter
-		}
-		return snap.VMs[i].Path < snap.VMs[j].Path
-	})
-	sort.Slice(snap.Swarms, func(i, j int) bool { return snap.Swarms[i].Endpoint < snap.Swarms[j].Endpoint })
-	sort.Slice(snap.Kubernetes, func(i, j int) bool { return snap.Kubernetes[i].Name < snap.Kubernetes[j].Name })
+	sortSnapshot(&snap)
 	return snap, nil
 }
 
@@ -216,4 +200,31 @@ func inventory(ctx context.Context, vc VCenter, progress func(string, ...any)) (
 		all[i].VCenter = vc.Name
 	}
 	return all, nil
+}
+
+// serialized calls p one call at a time (the sources report from their own
+// goroutines); a no-op when p is nil.
+func serialized(p func(string, ...any)) func(string, ...any) {
+	if p == nil {
+		return func(string, ...any) {}
+	}
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		p(format, args...)
+	}
+}
+
+// sortSnapshot orders what goroutines added in any order, so that the
+// snapshot is deterministic.
+func sortSnapshot(snap *reconcile.Snapshot) {
+	sort.Slice(snap.VMs, func(i, j int) bool {
+		if snap.VMs[i].VCenter != snap.VMs[j].VCenter {
+			return snap.VMs[i].VCenter < snap.VMs[j].VCenter
+		}
+		return snap.VMs[i].Path < snap.VMs[j].Path
+	})
+	sort.Slice(snap.Swarms, func(i, j int) bool { return snap.Swarms[i].Endpoint < snap.Swarms[j].Endpoint })
+	sort.Slice(snap.Kubernetes, func(i, j int) bool { return snap.Kubernetes[i].Name < snap.Kubernetes[j].Name })
 }

@@ -41,53 +41,9 @@ func (s safeCronParser) Parse(spec string) (sched cron.Schedule, err error) {
 
 // Validate checks every value; the first problem is returned as an *Error.
 func (c *Config) Validate() error {
-	hosts := map[string]int{}
-	for i, vc := range c.VCenters {
-		key := fmt.Sprintf("vcenters[%d]", i)
-		if err := ValidateVCenterURL(key+".url", vc.URL); err != nil {
+	for _, check := range []func() error{c.validateVCenters, c.validateSwarms} {
+		if err := check(); err != nil {
 			return err
-		}
-		// VMs are keyed by their vCenter's host name (morefs repeat across
-		// vCenters): two entries on one host would share the keys, and a
-		// skip marker or an action could be looked up in the wrong one.
-		if u, err := soap.ParseURL(vc.URL); err == nil && u != nil {
-			h := strings.ToLower(u.Hostname())
-			if j, dup := hosts[h]; dup {
-				return &Error{Key: key + ".url", Msg: fmt.Sprintf("host %s is vcenters[%d]'s too (fix: list each vCenter once; its datacenters go in datacenters)", h, j)}
-			}
-			hosts[h] = i
-		}
-		for _, f := range []struct{ key, path string }{
-			{key + ".tls_ca_certs", vc.TLSCACerts}, {key + ".tls_known_hosts", vc.TLSKnownHosts},
-		} {
-			if f.path == "" {
-				continue
-			}
-			if _, err := os.Stat(f.path); err != nil {
-				return &Error{Key: f.key, Msg: fmt.Sprintf("cannot read %q (fix: give an existing file)", f.path)}
-			}
-		}
-		if err := validatePatterns(key+".include", vc.Include); err != nil {
-			return err
-		}
-		if err := validatePatterns(key+".exclude", vc.Exclude); err != nil {
-			return err
-		}
-	}
-	for i, sw := range c.Swarms {
-		key := fmt.Sprintf("swarms[%d]", i)
-		if len(sw.Hosts) == 0 {
-			return &Error{Key: key + ".hosts", Msg: "no manager host (fix: list at least one, e.g. [\"tcp://manager-1:2376\"])"}
-		}
-		for j, h := range sw.Hosts {
-			if err := ValidateDockerHost(h); err != nil {
-				return &Error{Key: fmt.Sprintf("%s.hosts[%d]", key, j), Msg: err.Error()}
-			}
-		}
-		if sw.CertPath != "" {
-			if err := ValidateCertPath(sw.CertPath); err != nil {
-				return &Error{Key: key + ".cert_path", Msg: err.Error()}
-			}
 		}
 	}
 	if err := validateKubernetes(c.Kubernetes); err != nil {
@@ -303,4 +259,63 @@ func redactURL(raw string) string {
 	}
 	u.Fragment = ""
 	return u.String()
+}
+
+// validateVCenters checks each vCenter entry.
+func (c *Config) validateVCenters() error {
+	hosts := map[string]int{}
+	for i, vc := range c.VCenters {
+		key := fmt.Sprintf("vcenters[%d]", i)
+		if err := ValidateVCenterURL(key+".url", vc.URL); err != nil {
+			return err
+		}
+		// VMs are keyed by their vCenter's host name (morefs repeat across
+		// vCenters): two entries on one host would share the keys, and a
+		// skip marker or an action could be looked up in the wrong one.
+		if u, err := soap.ParseURL(vc.URL); err == nil && u != nil {
+			h := strings.ToLower(u.Hostname())
+			if j, dup := hosts[h]; dup {
+				return &Error{Key: key + ".url", Msg: fmt.Sprintf("host %s is vcenters[%d]'s too (fix: list each vCenter once; its datacenters go in datacenters)", h, j)}
+			}
+			hosts[h] = i
+		}
+		for _, f := range []struct{ key, path string }{
+			{key + ".tls_ca_certs", vc.TLSCACerts}, {key + ".tls_known_hosts", vc.TLSKnownHosts},
+		} {
+			if f.path == "" {
+				continue
+			}
+			if _, err := os.Stat(f.path); err != nil {
+				return &Error{Key: f.key, Msg: fmt.Sprintf("cannot read %q (fix: give an existing file)", f.path)}
+			}
+		}
+		if err := validatePatterns(key+".include", vc.Include); err != nil {
+			return err
+		}
+		if err := validatePatterns(key+".exclude", vc.Exclude); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateSwarms checks each swarm entry.
+func (c *Config) validateSwarms() error {
+	for i, sw := range c.Swarms {
+		key := fmt.Sprintf("swarms[%d]", i)
+		if len(sw.Hosts) == 0 {
+			return &Error{Key: key + ".hosts", Msg: "no manager host (fix: list at least one, e.g. [\"tcp://manager-1:2376\"])"}
+		}
+		for j, h := range sw.Hosts {
+			if err := ValidateDockerHost(h); err != nil {
+				return &Error{Key: fmt.Sprintf("%s.hosts[%d]", key, j), Msg: err.Error()}
+			}
+		}
+		if sw.CertPath != "" {
+			if err := ValidateCertPath(sw.CertPath); err != nil {
+				return &Error{Key: key + ".cert_path", Msg: err.Error()}
+			}
+		}
+	}
+	return nil
 }

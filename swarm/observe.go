@@ -127,28 +127,8 @@ func Observe(ctx context.Context, cli client.APIClient, opts ObserveOptions) (re
 		}
 		return nil
 	}
-	if err := sample(); err != nil {
+	if err := sampleWindow(ctx, endpoint, opts, sample); err != nil {
 		return reconcile.Swarm{}, err
-	}
-	if opts.Window > 0 {
-		// Pace with real timers, not opts.Now, so a fake clock cannot
-		// stretch or freeze the window.
-		ticker := time.NewTicker(opts.Interval)
-		defer ticker.Stop()
-		windowEnd := time.NewTimer(opts.Window)
-		defer windowEnd.Stop()
-		for last := false; !last; {
-			select {
-			case <-ctx.Done():
-				return reconcile.Swarm{}, fmt.Errorf("observing %s: %w", endpoint, ctx.Err())
-			case <-ticker.C:
-			case <-windowEnd.C:
-				last = true
-			}
-			if err := sample(); err != nil {
-				return reconcile.Swarm{}, err
-			}
-		}
 	}
 
 	// Wait for the event stream to end at until; cut it after a grace period
@@ -273,4 +253,33 @@ func listObservation(at time.Time, n swarm.Node) Observation {
 		Availability:  string(n.Spec.Availability),
 		SpecName:      n.Spec.Annotations.Name,
 	}
+}
+
+// sampleWindow takes the first sample and, over opts.Window, one every
+// opts.Interval and a last one at its end. It is paced with real timers,
+// not opts.Now, so a fake clock cannot stretch or freeze the window.
+func sampleWindow(ctx context.Context, endpoint string, opts ObserveOptions, sample func() error) error {
+	if err := sample(); err != nil {
+		return err
+	}
+	if opts.Window <= 0 {
+		return nil
+	}
+	ticker := time.NewTicker(opts.Interval)
+	defer ticker.Stop()
+	windowEnd := time.NewTimer(opts.Window)
+	defer windowEnd.Stop()
+	for last := false; !last; {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("observing %s: %w", endpoint, ctx.Err())
+		case <-ticker.C:
+		case <-windowEnd.C:
+			last = true
+		}
+		if err := sample(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
