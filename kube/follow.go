@@ -35,10 +35,19 @@ func Follow(ctx context.Context, c *Client, fn func(Observation)) error {
 			}
 			return c.followErr(ctx, "node watch", err)
 		}
+		started := time.Now()
 		err = followWatch(ctx, w, fn)
 		w.Stop()
 		if err != nil {
 			return c.followErr(ctx, "node watch", err)
+		}
+		// A server that ends watches at once must not make this a busy
+		// loop of lists and watches.
+		if time.Since(started) < time.Second {
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
 	}
 	return nil

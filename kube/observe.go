@@ -183,11 +183,16 @@ func (o *observer) watchWindow(ctx context.Context, rv string, window, interval 
 		default:
 			return o.fail(ctx, "node watch", err)
 		}
-		var done bool
-		rv, done, err = o.follow(ctx, w, rv, windowEnd.C, ticker.C)
+		var end watchEnd
+		rv, end, err = o.follow(ctx, w, rv, windowEnd.C, ticker.C)
 		w.Stop()
-		if err != nil || done {
+		switch {
+		case err != nil || end == windowDone:
 			return err
+		case end == watchExpired:
+			// follow listed again: watch from that list at once, or
+			// the changes of the pause arrive late, or not at all.
+			continue
 		}
 		// The server ended the watch before the window did: resume from
 		// where it stopped, pausing when it ends at once.
@@ -204,24 +209,37 @@ func (o *observer) watchWindow(ctx context.Context, rv string, window, interval 
 	}
 }
 
-// follow applies the events of one watch until it ends (done false, resume
-// from the returned resourceVersion) or the window does (done true, after a
-// last list). Expired watches are resumed from a new list.
-func (o *observer) follow(ctx context.Context, w watch.Interface, rv string, windowEnd, tick <-chan time.Time) (string, bool, error) {
+// watchEnd is how one watch ended, when it ended without an error.
+type watchEnd int
+
+const (
+	// watchClosed: the server ended the watch; resume from the returned
+	// resourceVersion.
+	watchClosed watchEnd = iota
+	// watchExpired: the watch got 410 Gone and the Nodes were listed
+	// again; watch from the returned resourceVersion (the list's) at once.
+	watchExpired
+	// windowDone: the window ended, after a last list.
+	windowDone
+)
+
+// follow applies the events of one watch until it ends or the window does,
+// and says which; it returns the resourceVersion to watch from next.
+func (o *observer) follow(ctx context.Context, w watch.Interface, rv string, windowEnd, tick <-chan time.Time) (string, watchEnd, error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return rv, false, o.fail(ctx, "node watch", ctx.Err())
+			return rv, watchClosed, o.fail(ctx, "node watch", ctx.Err())
 		case <-windowEnd:
 			_, err := o.listNodes(ctx)
-			return rv, true, err
+			return rv, windowDone, err
 		case <-tick:
 			if _, err := o.listNodes(ctx); err != nil {
-				return rv, false, err
+				return rv, watchClosed, err
 			}
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return rv, false, nil
+				return rv, watchClosed, nil
 			}
 			switch ev.Type {
 			case watch.Added, watch.Modified:
@@ -232,10 +250,10 @@ func (o *observer) follow(ctx context.Context, w watch.Interface, rv string, win
 			case watch.Error:
 				err := apierrors.FromObject(ev.Object)
 				if !expired(err) {
-					return rv, false, o.fail(ctx, "node watch", err)
+					return rv, watchClosed, o.fail(ctx, "node watch", err)
 				}
 				newRV, err := o.listNodes(ctx)
-				return newRV, false, err
+				return newRV, watchExpired, err
 			}
 			if m, err := meta.Accessor(ev.Object); err == nil && m.GetResourceVersion() != "" {
 				rv = m.GetResourceVersion()

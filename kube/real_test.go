@@ -2,15 +2,18 @@ package kube
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vmreconcile/vmreconcile/kubetest"
 	"github.com/vmreconcile/vmreconcile/reconcile"
@@ -191,7 +194,26 @@ func TestObserveRealAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := NewClient(Options{Kubeconfig: s.Kubeconfig})
+		cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// relisted closes when the answer to the relist has arrived: the
+		// server read the Nodes before it answered, so every later write
+		// is newer than the list's resourceVersion and can reach the
+		// observer only by the watch resumed from there.
+		relisted := make(chan struct{})
+		var once sync.Once
+		cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+			return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				resp, err := rt.RoundTrip(r)
+				if err == nil && r.URL.Path == "/api/v1/nodes" && r.URL.Query().Get("watch") == "" {
+					once.Do(func() { close(relisted) })
+				}
+				return resp, err
+			})
+		}
+		c, err := NewClientFromConfig("kubetest", cfg, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -200,24 +222,47 @@ func TestObserveRealAPIServer(t *testing.T) {
 		if err := s.CompactEtcd(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+		// A second writer (a clone) starts after the relist; its first
+		// status write follows at once.
+		clone := make(chan *kubetest.Agent, 1)
+		go func() {
+			defer close(clone)
+			select {
+			case <-relisted:
+			case <-t.Context().Done():
+				return
+			}
+			a, err := kubetest.StartAgent(t.Context(), cs, agent(t, "expire-1", "boot-e2", 4))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			clone <- a
+		}()
 		o := &observer{c: c, now: time.Now}
-		if err := o.watchWindow(t.Context(), "1", 2*time.Second, time.Hour); err != nil {
+		err = o.watchWindow(t.Context(), "1", 3*time.Second, time.Hour)
+		if a, ok := <-clone; ok {
+			a.Stop()
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		var lists, watches int
+		var lists, watches []string
 		for _, ob := range o.obs {
 			if ob.Node == "expire-1" {
 				switch ob.Source {
 				case SourceList:
-					lists++
+					lists = append(lists, ob.BootID)
 				case SourceWatch:
-					watches++
+					watches = append(watches, ob.BootID)
 				}
 			}
 		}
-		// The relist after 410, the last list, and heartbeats by watch.
-		if lists != 2 || watches < 1 {
-			t.Errorf("expire-1 sightings: %d lists, %d watch events (want 2 lists and watch events)", lists, watches)
+		// The relist after 410 (before the clone wrote), the last list,
+		// and the clone's write by watch: the watch resumed from the
+		// relist.
+		if len(lists) != 2 || lists[0] != "boot-e1" || !slices.Contains(watches, "boot-e2") {
+			t.Errorf("expire-1 sightings: lists %v, watch events %v (want the relist with boot-e1, the last list, and boot-e2 by watch)", lists, watches)
 		}
 	})
 
@@ -308,3 +353,8 @@ func alternates(n reconcile.KubeNode) bool {
 	}
 	return false
 }
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -3,6 +3,7 @@ package kubesim_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,31 +99,42 @@ func TestObserveSimExpiredWatch(t *testing.T) {
 	s, c := start(t, kubesim.Options{})
 	id := kubesim.RandomIdentity("n1", "10.0.0.1")
 	s.Write("n1", id)
+	// Start just after a second begins: the change below is written at
+	// about .5 and its Rebooted event keeps whole seconds (.0, before the
+	// first list), so the watch sample it snaps onto falls in the same
+	// second with half a second to spare, not by luck.
+	time.Sleep(time.Second + 10*time.Millisecond - time.Duration(time.Now().Nanosecond()))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		time.Sleep(400 * time.Millisecond)
-		s.Expire() // the open watch gets 410
 		time.Sleep(300 * time.Millisecond)
+		s.Expire() // the open watch gets 410
+		time.Sleep(200 * time.Millisecond)
 		next := id
 		next.BootID = "after-expiry"
-		s.Write("n1", next) // seen only by the resumed watch (or the last list)
+		s.Write("n1", next) // after the relist: seen by the resumed watch
 	}()
-	cl, err := kube.Observe(t.Context(), c, kube.ObserveOptions{Window: 1500 * time.Millisecond, Interval: time.Hour})
+	// The window ends 700ms after the 410: the watch must resume at once
+	// after the relist (an observer that paused a second there saw the
+	// change only in the last list).
+	cl, err := kube.Observe(t.Context(), c, kube.ObserveOptions{Window: time.Second, Interval: time.Hour})
 	<-done
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := find(t, cl, "n1")
-	if len(n.Identities) != 2 || n.Identities[1].BootID != "after-expiry" {
+	if len(n.Identities) != 2 || n.Identities[0].BootID != id.BootID || n.Identities[1].BootID != "after-expiry" {
 		t.Fatalf("identities %+v", n.Identities)
 	}
-	// First list, the relist after 410, the watch event, the last list.
-	var watched bool
+	// First list, the relist after 410, the watch event, the last list;
+	// the change is first seen by the watch (its Rebooted event snapped
+	// onto that sample).
+	want := []string{kube.SourceList, kube.SourceWatch}
+	var got []string
 	for _, sg := range n.Timeline {
-		watched = watched || sg.Source == kube.SourceWatch
+		got = append(got, sg.Source)
 	}
-	if !watched || cl.Samples != 4 {
+	if !slices.Equal(got, want) || cl.Samples != 4 {
 		t.Errorf("timeline %+v, samples %d (want the change by watch after the relist)", n.Timeline, cl.Samples)
 	}
 }
