@@ -157,7 +157,7 @@ func TestDemoJSONSchema(t *testing.T) {
 	if strings.Contains(f.Remedy, "docker node rm") && !strings.Contains(f.Remedy, "Do NOT") {
 		t.Errorf("remedy suggests docker node rm: %s", f.Remedy)
 	}
-	if res.Summary.VMs != 9 || res.Summary.Templates != 1 || res.Summary.Nodes != 5 || res.Summary.Highest != reconcile.Critical {
+	if res.Summary.VMs != 10 || res.Summary.Templates != 1 || res.Summary.Nodes != 5 || res.Summary.Highest != reconcile.Critical {
 		t.Errorf("summary = %+v", res.Summary)
 	}
 	if len(findingsOf(res, reconcile.KindTemplateCarriesSwarm)) != 1 || len(findingsOf(res, reconcile.KindNodeWithoutVM)) != 1 {
