@@ -120,7 +120,7 @@ func renderReport(id reconcile.GuestIdentity) string {
 	b.WriteString("engine_id=" + id.EngineID + "\nmachine_id=" + id.MachineID + "\nkey_json=" + yn(id.KeyJSON) + "\n")
 	b.WriteString("kubelet_conf=" + yn(id.KubeletCreds) + "\nkubelet_pki=no\nhostname=" + id.Hostname + "\n")
 	b.WriteString("ssh_host_keys=" + yn(id.SSHHostKeys) + "\ncloud_init_instance=" + id.CloudInitInstance + "\n")
-	if id.DockerEnabled == "unknown" && id.DockerActive == "unknown" {
+	if id.DockerEnabled == "unknown" && id.DockerActive == "unknown" && id.KubeletEnabled == "unknown" && id.KubeletActive == "unknown" {
 		b.WriteString("systemctl=no\n")
 	} else {
 		en := map[string]string{"yes": "enabled", "no": "disabled", "unknown": ""}[id.DockerEnabled]
@@ -282,6 +282,14 @@ func FuzzNodeCertSubject(f *testing.F) {
 			"pem": "probe=vmreconcile/1\nuid=0\ncert.pem=begin\n" + file + "cert.pem=end\n" + tail,
 		} {
 			id, reason := parseReport([]byte(report))
+			if cn == "" {
+				// No CN is no node ID: a probe error, never an identity
+				// with a role and cluster but no node.
+				if reason != "swarm-node.crt: no node ID (empty CN)" || id.NodeID != "" || id.Role != "" {
+					t.Fatalf("%s: empty CN: got %+v (reason %q)", form, id, reason)
+				}
+				continue
+			}
 			if reason != "" || id.NodeID != cn || id.Role != ou || id.ClusterID != o || !id.CertNotAfter.Equal(notAfter) {
 				t.Fatalf("%s: got %q/%q/%q %v (reason %q), want %q/%q/%q", form, id.NodeID, id.Role, id.ClusterID, id.CertNotAfter, reason, cn, ou, o)
 			}

@@ -380,6 +380,10 @@ func (r report) swarmCert(id *reconcile.GuestIdentity) string {
 	if err != nil {
 		return "swarm-node.crt: " + err.Error()
 	}
+	if cert.Subject.CommonName == "" {
+		// Not a node identity (and not "no identity" either): say so.
+		return "swarm-node.crt: no node ID (empty CN)"
+	}
 	id.NodeID = cert.Subject.CommonName
 	if ou := cert.Subject.OrganizationalUnit; len(ou) > 0 {
 		id.Role = ou[0]
