@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api"
+
 	"github.com/docker/docker/api/types/versions"
 	"github.com/docker/docker/client"
 	"github.com/vmreconcile/vmreconcile/reconcile"
@@ -52,11 +54,21 @@ func TestRealSwarmHealthy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// dockerd 20.10 speaks API 1.41; the 28.x client must have
-		// negotiated down to it.
-		if v := cli.ClientVersion(); versions.GreaterThan(v, "1.41") {
-			t.Errorf("negotiated API version %s against dockerd 20.10, want <= 1.41", v)
+		// The client negotiates the engine's API version down to what both
+		// speak: 1.41 against Debian's dockerd 20.10, the client's own
+		// maximum against a newer engine (Engine 29 speaks 1.56).
+		sv, err := cli.ServerVersion(t.Context())
+		if err != nil {
+			t.Fatal(err)
 		}
+		want := sv.APIVersion
+		if versions.GreaterThan(want, api.DefaultVersion) {
+			want = api.DefaultVersion
+		}
+		if v := cli.ClientVersion(); v != want {
+			t.Errorf("negotiated API version %s against an engine of API %s, want %s", v, sv.APIVersion, want)
+		}
+		t.Logf("engine %s (API %s), negotiated API %s", sv.Version, sv.APIVersion, cli.ClientVersion())
 		info, err := cli.SwarmInspect(t.Context())
 		if err != nil {
 			t.Fatal(err)

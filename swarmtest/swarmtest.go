@@ -54,7 +54,8 @@ type Options struct {
 	// BaseDir is the parent of the cluster's temporary directory; default
 	// "/tmp". Keep it short: unix socket paths must stay under 108 bytes.
 	BaseDir string
-	// Dockerd is the dockerd binary; default: "dockerd" from PATH.
+	// Dockerd is the dockerd binary; default: $VMRECONCILE_DOCKERD (another
+	// engine version, see scripts/dockerd-29), else "dockerd" from PATH.
 	Dockerd string
 	// ReadyTimeout bounds how long one engine may take to answer /_ping and
 	// a joined node to become ready in the manager's view; default 45s.
@@ -93,7 +94,7 @@ func Check() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("swarmtest: real dockerd engines need root (running as uid %d)", os.Geteuid())
 	}
-	for _, bin := range []string{"dockerd", "containerd", "unshare"} {
+	for _, bin := range []string{dockerdBinary(), "containerd", "unshare"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return fmt.Errorf("swarmtest: %s not found in PATH (install docker.io / util-linux): %w", bin, err)
 		}
@@ -115,7 +116,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		opts.BaseDir = "/tmp"
 	}
 	if opts.Dockerd == "" {
-		opts.Dockerd = "dockerd"
+		opts.Dockerd = dockerdBinary()
 	}
 	if opts.ReadyTimeout <= 0 {
 		opts.ReadyTimeout = defaultReady
@@ -343,4 +344,13 @@ func (c *Cluster) awaitNode(ctx context.Context, e *Engine, hostname string) err
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// dockerdBinary is the engine the tests run: $VMRECONCILE_DOCKERD when set
+// (a current Engine next to Debian's 20.10), else dockerd from PATH.
+func dockerdBinary() string {
+	if d := os.Getenv("VMRECONCILE_DOCKERD"); d != "" {
+		return d
+	}
+	return "dockerd"
 }
