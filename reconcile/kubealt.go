@@ -349,19 +349,14 @@ func orNone(s string) string {
 
 // kubeWindow returns the time span a Node was observed in.
 func kubeWindow(n KubeNode) (from, to time.Time) {
+	var sp timeSpan
 	for _, s := range n.Timeline {
-		if from.IsZero() || (!s.Time.IsZero() && s.Time.Before(from)) {
-			from = s.Time
-		}
-		to = later(to, s.Time)
+		sp.add(s.Time, s.Time)
 	}
 	for _, id := range n.Identities {
-		if from.IsZero() || (!id.FirstSeen.IsZero() && id.FirstSeen.Before(from)) {
-			from = id.FirstSeen
-		}
-		to = later(to, id.LastSeen)
+		sp.add(id.FirstSeen, id.LastSeen)
 	}
-	return from, to
+	return sp.from, sp.to
 }
 
 // kubeFirstSeenRank ranks the VMs that wrote the Node by when their

@@ -213,14 +213,7 @@ func (st *state) kubeClones(covered map[nodeVM]bool) []Finding {
 		if !ok {
 			continue
 		}
-		own := st.vmKube[i]
-		rejoined := len(own) > 0
-		for _, key := range st.vmKube[a] {
-			if slices.Contains(own, key) {
-				rejoined = false
-			}
-		}
-		if rejoined {
+		if rejoined(st.vmKube[i], st.vmKube[a]) {
 			continue // the copy writes its own, different Node: it was fixed
 		}
 		anc := st.ix.ancestors(i)

@@ -176,25 +176,43 @@ func orUnknown(s string) string {
 	return s
 }
 
+// timeSpan is the time span of sightings: the earliest start, the latest end.
+type timeSpan struct{ from, to time.Time }
+
+func (s *timeSpan) add(first, last time.Time) {
+	if s.from.IsZero() || (!first.IsZero() && first.Before(s.from)) {
+		s.from = first
+	}
+	if last.After(s.to) {
+		s.to = last
+	}
+}
+
 // window returns the time span a node was observed in.
 func window(n Node) (from, to time.Time) {
+	var sp timeSpan
 	for _, s := range n.Timeline {
-		if from.IsZero() || (!s.Time.IsZero() && s.Time.Before(from)) {
-			from = s.Time
-		}
-		if s.Time.After(to) {
-			to = s.Time
-		}
+		sp.add(s.Time, s.Time)
 	}
 	for _, d := range n.Descriptions {
-		if from.IsZero() || (!d.FirstSeen.IsZero() && d.FirstSeen.Before(from)) {
-			from = d.FirstSeen
-		}
-		if d.LastSeen.After(to) {
-			to = d.LastSeen
+		sp.add(d.FirstSeen, d.LastSeen)
+	}
+	return sp.from, sp.to
+}
+
+// rejoined reports whether a copy answers as nodes of its own (own) and as
+// none of its ancestor's (theirs): it was fixed, not a copy carrying the
+// ancestor's identity.
+func rejoined(own, theirs []string) bool {
+	if len(own) == 0 {
+		return false
+	}
+	for _, id := range theirs {
+		if slices.Contains(own, id) {
+			return false
 		}
 	}
-	return from, to
+	return true
 }
 
 // vmSwitches counts, along a timeline whose sightings index matches (a swarm
@@ -532,14 +550,7 @@ func (st *state) clones(covered map[string]bool) []Finding {
 		if !ok {
 			continue
 		}
-		own := st.vmNodes[i]
-		rejoined := len(own) > 0
-		for _, id := range st.vmNodes[a] {
-			if slices.Contains(own, id) {
-				rejoined = false
-			}
-		}
-		if rejoined {
+		if rejoined(st.vmNodes[i], st.vmNodes[a]) {
 			continue // the copy answers as its own, different node: it was fixed
 		}
 		anc := st.ix.ancestors(i)
