@@ -53,22 +53,26 @@ func newBuilder() *builder {
 // add decodes one object of any collected type.
 func (b *builder) add(o *types.ObjectContent) {
 	if o.Obj.Type == "VirtualMachine" {
-		vm, parent, dir, disks := decodeVM(o)
-		if disks != nil {
-			b.disks[len(b.vms)] = disks
-		}
-		b.vms = append(b.vms, vm)
-		b.parents = append(b.parents, parent)
-		if dir != "" {
-			if _, dup := b.dirOwner[dir]; dup {
-				b.dirOwner[dir] = ""
-			} else {
-				b.dirOwner[dir] = vm.Ref
-			}
-		}
+		b.addVM(decodeVM(o))
 		return
 	}
 	b.containers[o.Obj] = decodeContainer(o)
+}
+
+// addVM adds one decoded VM (decodeVM's results).
+func (b *builder) addVM(vm reconcile.VM, parent types.ManagedObjectReference, dir string, disks *diskInfo) {
+	if disks != nil {
+		b.disks[len(b.vms)] = disks
+	}
+	b.vms = append(b.vms, vm)
+	b.parents = append(b.parents, parent)
+	if dir != "" {
+		if _, dup := b.dirOwner[dir]; dup {
+			b.dirOwner[dir] = ""
+		} else {
+			b.dirOwner[dir] = vm.Ref
+		}
+	}
 }
 
 func decodeContainer(o *types.ObjectContent) container {

@@ -108,12 +108,16 @@ func Inventory(ctx context.Context, c *vim25.Client, root types.ManagedObjectRef
 		}
 	}
 
-	vms := b.finish()
+	return filterSorted(b.finish(), match), nil
+}
+
+// filterSorted keeps the VMs match accepts, sorted by path (then ref).
+func filterSorted(vms []reconcile.VM, match func(name, vmPath string) bool) []reconcile.VM {
 	vms = slices.DeleteFunc(vms, func(vm reconcile.VM) bool { return !match(vm.Name, vm.Path) })
 	slices.SortFunc(vms, func(a, b reconcile.VM) int {
 		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Ref, b.Ref))
 	})
-	return vms, nil
+	return vms
 }
 
 // ancestorsObjectSpec selects obj and every entity above it, following

@@ -19,8 +19,8 @@ const DefaultEventPageSize = 500
 // LineageOptions tunes Lineage. The zero value reads all the history vCenter
 // still keeps.
 type LineageOptions struct {
-	// Since, when set, skips events older than this (the daemon passes the
-	// time of its previous run, minus some slack for clock skew).
+	// Since, when set, skips events older than this: what a store already
+	// holds (LineageSince) is not read again.
 	Since time.Time
 	// PageSize is the maxCount of each ReadNextEvents; 0 means
 	// DefaultEventPageSize. vCenter accepts at most 1000.
@@ -92,29 +92,39 @@ func Lineage(ctx context.Context, c *vim25.Client, root types.ManagedObjectRefer
 // lineageSet keeps, per copy, the lineage of the newest event naming it.
 // Pages come oldest first, but nothing in the API promises order within
 // them, so the newest is chosen by time (then by event key, which vCenter
-// assigns in increasing order).
+// assigns in increasing order). An event key seen before is skipped: an
+// incremental read overlaps the previous one.
 type lineageSet struct {
 	lineage map[string]reconcile.Lineage
 	key     map[string]int32
+	seen    map[int32]struct{}
+	maxKey  int32 // the newest event key seen
 }
 
 func newLineageSet() *lineageSet {
-	return &lineageSet{lineage: make(map[string]reconcile.Lineage), key: make(map[string]int32)}
+	return &lineageSet{lineage: make(map[string]reconcile.Lineage), key: make(map[string]int32), seen: make(map[int32]struct{})}
 }
 
-func (s *lineageSet) add(e types.BaseEvent) {
+// add merges one event and reports whether it was one not seen before.
+func (s *lineageSet) add(e types.BaseEvent) bool {
 	copyRef, l, ok := lineageOf(e)
 	if !ok {
-		return
+		return false
 	}
 	key := e.GetEvent().Key
-	if old, seen := s.lineage[copyRef]; seen {
+	if _, dup := s.seen[key]; dup {
+		return false
+	}
+	s.seen[key] = struct{}{}
+	s.maxKey = max(s.maxKey, key)
+	if old, known := s.lineage[copyRef]; known {
 		if l.Time.Before(old.Time) || (l.Time.Equal(old.Time) && key < s.key[copyRef]) {
-			return
+			return true
 		}
 	}
 	s.lineage[copyRef] = l
 	s.key[copyRef] = key
+	return true
 }
 
 // lineageOf extracts the copy's ref and its lineage from a clone or deploy
