@@ -298,6 +298,45 @@ func TestEventLogCollectorReadsNewEvents(t *testing.T) {
 	})
 }
 
+// TestEventLogConcurrentPost reads with a long-lived collector while
+// another goroutine appends: every event is read once, in order.
+func TestEventLogConcurrentPost(t *testing.T) {
+	eventLogTest(t, 0, func(ctx context.Context, sim *simulator.Context, c *vim25.Client, l *vcsim.EventLog) {
+		vms := vcsim.VMRefs(sim)
+		coll, err := event.NewManager(c).CreateCollectorForEvents(ctx, types.EventFilterSpec{EventTypeId: []string{"VmPoweredOnEvent"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = coll.Destroy(ctx) }()
+		const batches, size = 100, 20
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range batches {
+				l.Post(sim, vmEvents(sim, vms[0], size, time.Now(), 0)...)
+			}
+		}()
+		var got []int32
+		deadline := time.Now().Add(30 * time.Second)
+		for len(got) < batches*size && time.Now().Before(deadline) {
+			page, err := coll.ReadNextEvents(ctx, 7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, keys(page)...)
+		}
+		<-done
+		if len(got) != batches*size {
+			t.Fatalf("read %d events, want %d", len(got), batches*size)
+		}
+		for i, k := range got {
+			if k != int32(i+1) {
+				t.Fatalf("event %d has key %d, want %d", i, k, i+1)
+			}
+		}
+	})
+}
+
 func TestEventLogScrolling(t *testing.T) {
 	eventLogTest(t, 0, func(ctx context.Context, sim *simulator.Context, c *vim25.Client, l *vcsim.EventLog) {
 		vms := vcsim.VMRefs(sim)
@@ -487,4 +526,26 @@ func TestEventLogRetention(t *testing.T) {
 			t.Errorf("the second log holds %d events, want 0", n)
 		}
 	})
+}
+
+// BenchmarkSeedCloneEvents seeds 20,000 events into a fresh log per op.
+func BenchmarkSeedCloneEvents(b *testing.B) {
+	model := simulator.VPX()
+	model.Machine = 50
+	if err := model.Create(); err != nil {
+		b.Fatal(err)
+	}
+	defer model.Remove()
+	sim := model.Service.Context
+	vms := vcsim.VMRefs(sim)
+	b.ReportAllocs()
+	for b.Loop() {
+		l := vcsim.NewEventLog(sim, 0)
+		if _, err := l.SeedCloneEvents(sim, 20000, vms, seedStart, time.Second); err != nil {
+			b.Fatal(err)
+		}
+		if l.Len() != 20000 {
+			b.Fatalf("log holds %d", l.Len())
+		}
+	}
 }
