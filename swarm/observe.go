@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/docker/docker/api/types/events"
@@ -122,6 +123,7 @@ func Observe(ctx context.Context, cli client.APIClient, opts ObserveOptions) (re
 			return newHostError(host, "node list", err)
 		}
 		out.Samples++
+		obs = slices.Grow(obs, len(nodes))
 		for _, n := range nodes {
 			obs = append(obs, listObservation(at, n))
 		}

@@ -82,6 +82,10 @@ type Options struct {
 	UnixSocket string
 	// IDSeed, when non-zero, makes generated IDs deterministic.
 	IDSeed uint64
+	// OnRequest, when set, is called with every request before it is
+	// served (scale benchmarks count requests with it). It must be safe
+	// for concurrent use.
+	OnRequest func(*http.Request)
 }
 
 // Engine is a simulated Docker Engine that is (by default) a swarm manager.

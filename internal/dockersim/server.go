@@ -49,6 +49,9 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.reqHook != nil {
 		e.reqHook(r)
 	}
+	if e.opts.OnRequest != nil {
+		e.opts.OnRequest(r)
+	}
 	path := r.URL.Path
 	version := ""
 	if m := versionPrefix.FindStringSubmatch(path); m != nil {

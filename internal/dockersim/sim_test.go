@@ -785,3 +785,21 @@ func TestCloseEndsStreamsAndFlappers(t *testing.T) {
 		t.Error("Flap after Close should fail")
 	}
 }
+
+// TestOnRequest: Options.OnRequest sees every request, with its method and
+// path, before it is served.
+func TestOnRequest(t *testing.T) {
+	rec := &pathRecorder{}
+	e := New(Options{OnRequest: rec.hook})
+	start(t, e)
+	cli := newClient(t, e.Host(), "1.47")
+	if _, err := cli.NodeList(ctxT(t), swarm.NodeListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Info(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rec.list(), ","); got != "GET /v1.47/nodes,GET /v1.47/info" {
+		t.Errorf("requests seen = %q", got)
+	}
+}

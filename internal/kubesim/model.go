@@ -177,10 +177,8 @@ func (s *Server) Write(name string, id Identity) {
 	if old, ok := s.nodes[name]; ok {
 		n = *old.DeepCopy()
 	} else {
-		n = corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-			corev1.LabelHostname: name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64",
-		}}}
-		s.addEventLocked(nodeEvent(name, corev1.EventTypeNormal, "Starting", "Starting kubelet.", now))
+		n = NewNode(name, id, now)
+		s.addEventLocked(StartingEvent(name, now))
 	}
 	if b := n.Status.NodeInfo.BootID; b != "" && b != id.BootID && !s.rebooted[name+"/"+id.BootID] {
 		s.rebooted[name+"/"+id.BootID] = true
@@ -250,6 +248,21 @@ func (s *Server) Expire() {
 		w.expire()
 		delete(s.watchers, w)
 	}
+}
+
+// NewNode is Node name as the kubelet of machine id registers it at now:
+// the default labels and id's status with a Ready heartbeat. Scale tests
+// write the same Node to a real API server.
+func NewNode(name string, id Identity, now time.Time) corev1.Node {
+	return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		corev1.LabelHostname: name, corev1.LabelOSStable: "linux", corev1.LabelArchStable: "amd64",
+	}}, Status: status(id, now)}
+}
+
+// StartingEvent is the "Starting kubelet." event a kubelet records when it
+// starts, about Node name at at.
+func StartingEvent(name string, at time.Time) corev1.Event {
+	return nodeEvent(name, corev1.EventTypeNormal, "Starting", "Starting kubelet.", at)
 }
 
 // RandomIdentity is a machine with random IDs, 4 CPUs and 8 GiB.

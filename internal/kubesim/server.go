@@ -178,14 +178,21 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, namespace st
 	start, _ := strconv.Atoi(cont)
 	s.mu.Lock()
 	rv := strconv.FormatInt(s.rv, 10)
-	var matched []corev1.Event
-	for _, e := range s.events {
-		if (namespace == "" || e.Namespace == namespace) && sel.Matches(eventFields(&e, v1)) {
-			matched = append(matched, e)
+	// Match by index and copy only the page: copying every match for
+	// every page made a paged list of n events cost O(n²/limit).
+	var hits []int
+	for i := range s.events {
+		e := &s.events[i]
+		if (namespace == "" || e.Namespace == namespace) && sel.Matches(eventFields(e, v1)) {
+			hits = append(hits, i)
 		}
 	}
+	hits, next := page(hits, start, limit)
+	matched := make([]corev1.Event, len(hits))
+	for j, i := range hits {
+		matched[j] = s.events[i]
+	}
 	s.mu.Unlock()
-	matched, next := page(matched, start, limit)
 	if !v1 {
 		writeJSON(w, corev1.EventList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "EventList"},
 			ListMeta: metav1.ListMeta{ResourceVersion: rv, Continue: next}, Items: matched})
