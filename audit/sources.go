@@ -212,9 +212,25 @@ type VCenterSource struct {
 	host  string // host name, safe to print
 	label string // "vcenter HOST", as collect.SourceError names it
 
-	mu    sync.Mutex
-	conn  *vsphere.Conn
-	roots []types.ManagedObjectReference
+	mu     sync.Mutex
+	conn   *vsphere.Conn
+	roots  []types.ManagedObjectReference
+	mirror *vsphere.Mirror
+}
+
+// SetMirror makes every later collection read the vCenter from m (the
+// daemon's live mirror) instead of collecting it.
+func (v *VCenterSource) SetMirror(m *vsphere.Mirror) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.mirror = m
+}
+
+// Mirror returns the mirror set by SetMirror, or nil.
+func (v *VCenterSource) Mirror() *vsphere.Mirror {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.mirror
 }
 
 func newVCSource(i int, c config.VCenter) *VCenterSource {
@@ -258,7 +274,7 @@ func (v *VCenterSource) get(ctx context.Context, timeout time.Duration) (collect
 		}
 		v.conn, v.roots = conn, roots
 	}
-	return collect.VCenter{Name: v.host, Client: v.conn.Client, Roots: v.roots, Include: v.cfg.Include, Exclude: v.cfg.Exclude}, nil
+	return collect.VCenter{Name: v.host, Client: v.conn.Client, Roots: v.roots, Include: v.cfg.Include, Exclude: v.cfg.Exclude, Mirror: v.mirror}, nil
 }
 
 // DatacenterError is a datacenter name that matches nothing.

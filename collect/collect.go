@@ -30,6 +30,9 @@ type VCenter struct {
 	Roots   []types.ManagedObjectReference
 	Include []string
 	Exclude []string
+	// Mirror, when set, is the daemon's live mirror of this vCenter: the
+	// collection reads it (no vCenter call) instead of collecting.
+	Mirror *vsphere.Mirror
 }
 
 // Swarm is one connected swarm manager.
@@ -177,6 +180,14 @@ func Snapshot(ctx context.Context, src Sources, opts Options) (reconcile.Snapsho
 // inventory collects one vCenter: VMs and templates of every root, and the
 // lineage that vCenter's events still know.
 func inventory(ctx context.Context, vc VCenter, progress func(string, ...any)) ([]reconcile.VM, error) {
+	if vc.Mirror != nil {
+		progress("reading the live mirror of %s", vc.Name)
+		snap, err := vc.Mirror.Snapshot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return withVCenter(vsphere.ResolveLineage(snap.VMs, snap.Lineage), vc.Name), nil
+	}
 	var all []reconcile.VM
 	lineage := map[string]reconcile.Lineage{}
 	for _, root := range vc.Roots {
@@ -195,11 +206,14 @@ func inventory(ctx context.Context, vc VCenter, progress func(string, ...any)) (
 			lineage[ref] = l
 		}
 	}
-	all = vsphere.ResolveLineage(all, lineage)
-	for i := range all {
-		all[i].VCenter = vc.Name
+	return withVCenter(vsphere.ResolveLineage(all, lineage), vc.Name), nil
+}
+
+func withVCenter(vms []reconcile.VM, name string) []reconcile.VM {
+	for i := range vms {
+		vms[i].VCenter = name
 	}
-	return all, nil
+	return vms
 }
 
 // serialized calls p one call at a time (the sources report from their own

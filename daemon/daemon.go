@@ -580,10 +580,15 @@ func (d *Daemon) refreshOpen(ctx context.Context) {
 
 // refreshLineage is the lineage job: it reads every clone and deploy event
 // vCenter still keeps and remembers them, so that audits (and the store)
-// keep the lineage of VMs whose events vCenter has since dropped.
+// keep the lineage of VMs whose events vCenter has since dropped. A vCenter
+// with a live mirror is skipped: the mirror reads new events as they come,
+// and the store keeps what it learned.
 func (d *Daemon) refreshLineage(ctx context.Context) error {
 	got := map[string]reconcile.Lineage{}
 	for _, v := range d.src.VCenters() {
+		if v.Mirror() != nil {
+			continue // its live mirror follows the events as they come
+		}
 		vc, err := v.Get(ctx, d.src.Timeout())
 		if err != nil {
 			d.sourceFailed(err)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -164,14 +165,26 @@ func TestDaemonDockersim(t *testing.T) {
 	}
 }
 
-// TestDaemonSkipsOverlappingRuns: with a slow vCenter (every property
-// retrieval delayed) and an audit every second, scheduled runs that fire
-// while one is running are skipped and counted, not queued or lost silently.
+// TestDaemonSkipsOverlappingRuns: with a slow swarm manager (every node
+// list delayed; audits read vCenter from the live mirror, which costs no
+// call) and an audit every second, scheduled runs that fire while one is
+// running are skipped and counted, not queued or lost silently.
 func TestDaemonSkipsOverlappingRuns(t *testing.T) {
 	t.Parallel()
-	_, vcCfg := startVCSim(t, 1500)
+	_, vcCfg := startVCSim(t, 0)
+	eng := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr", NanoCPUs: 2e9, MemoryBytes: 4 << 30},
+		OnRequest: func(r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/nodes") {
+				time.Sleep(1500 * time.Millisecond)
+			}
+		}})
+	if err := eng.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Close)
 	cfg := baseConfig(t)
 	cfg.VCenters = []config.VCenter{vcCfg}
+	cfg.Swarms = []config.Swarm{{Name: "sim", Hosts: []string{eng.Host()}}}
 	cfg.Schedules.Audit = "@every 1s"
 	r := startDaemon(t, cfg, cfg.Store.Path, nil)
 	deadline := time.Now().Add(30 * time.Second)

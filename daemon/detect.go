@@ -9,8 +9,6 @@ import (
 	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	dswarm "github.com/docker/docker/api/types/swarm"
-	"github.com/vmware/govmomi/property"
-	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vmreconcile/vmreconcile/audit"
@@ -247,26 +245,29 @@ func errString(err error) string {
 	return oneLine(err.Error())
 }
 
-// vmWatchProps are the VM properties whose changes call for an audit.
-var vmWatchProps = []string{"runtime.powerState", "guest.hostName"}
+// lineageOverlap is how far before the newest clone or deploy event the
+// store holds the daemon's mirror starts reading events again: the events
+// of a vCenter whose clock moved back, or that were posted while the last
+// run was being recorded. Events read twice are de-duplicated by key.
+const lineageOverlap = 10 * time.Minute
 
-// watchVCenter follows VM changes in one vCenter through a private property
-// collector (WaitForUpdatesEx on a container view of every VM under the
-// configured roots): a new VM (clone, deploy), a power-on or a new guest
-// hostname triggers an audit. The first update set ever is the current state
-// and triggers nothing; after a reconnect the first update set is compared
-// with the state known before, so that a clone or power-on that happened while
-// the stream was down still triggers (as the swarm watcher re-lists nodes).
+// watchVCenter keeps one vCenter's live mirror in sync (vsphere.Mirror: one
+// private property collector and WaitForUpdatesEx filter over the VM
+// hierarchy and the clone/deploy events), which audits read instead of
+// collecting, and turns its changes into audits: a new VM (clone, deploy), a
+// power-on or a new guest hostname. The first sync is the baseline and
+// triggers nothing; after a lost stream the mirror re-syncs and reports what
+// changed meanwhile, so that a clone or power-on while the stream was down
+// still triggers (as the swarm watcher re-lists nodes).
 func (d *Daemon) watchVCenter(ctx context.Context, v *audit.VCenterSource) {
 	bo := backoff{min: d.opts.ReconnectMin, max: d.opts.ReconnectMax}
 	connected := false
-	st := &vmWatchState{known: map[string]vmState{}}
 	for ctx.Err() == nil {
 		if connected {
 			d.m.streamReconnects.WithLabelValues(v.Label()).Inc()
 		}
 		start := time.Now()
-		err := d.waitVMUpdates(ctx, v, &connected, st)
+		err := d.followVCenter(ctx, v, &connected)
 		if ctx.Err() != nil {
 			return
 		}
@@ -284,105 +285,72 @@ func (d *Daemon) watchVCenter(ctx context.Context, v *audit.VCenterSource) {
 	}
 }
 
-// vmState is what the vCenter watcher knows of one VM.
-type vmState struct {
-	on   bool
-	host string
-}
-
-// vmWatchState is the vCenter watcher's memory across reconnects.
-type vmWatchState struct {
-	known  map[string]vmState // VM ref -> last known state
-	synced bool               // a complete initial update set was received once
-}
-
-func (d *Daemon) waitVMUpdates(ctx context.Context, v *audit.VCenterSource, connected *bool, st *vmWatchState) error {
+// followVCenter runs the vCenter's mirror over its current session until
+// the stream fails. The mirror is made on the first connection, seeded with
+// the lineage the store holds so that only newer events are read.
+func (d *Daemon) followVCenter(ctx context.Context, v *audit.VCenterSource, connected *bool) error {
 	vc, err := v.Get(ctx, d.src.Timeout())
 	if err != nil {
 		return err
 	}
-	cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	pc, err := property.DefaultCollector(vc.Client).Create(ctx)
-	if err != nil {
-		return err
-	}
-	defer pc.Destroy(cleanup)
-	filter := new(property.WaitFilter)
-	for _, root := range vc.Roots {
-		cv, err := view.NewManager(vc.Client).CreateContainerView(ctx, root, []string{"VirtualMachine"}, true)
+	m := v.Mirror()
+	if m == nil {
+		known, newest, err := d.st.Lineage(ctx, vc.Name)
 		if err != nil {
 			return err
 		}
-		defer cv.Destroy(cleanup)
-		filter.Add(cv.Reference(), "VirtualMachine", vmWatchProps, &types.TraversalSpec{Type: "ContainerView", Path: "view"})
+		opts := vsphere.MirrorOptions{
+			Include: vc.Include, Exclude: vc.Exclude, KnownLineage: known,
+			// Wait at most half the per-call deadline each time: a wait
+			// longer than the session's request timeout would be cut as a
+			// failure.
+			MaxWait:     time.Duration(max(1, min(60, d.src.Timeout().Seconds()/2))) * time.Second,
+			CallTimeout: d.src.Timeout(),
+			OnUpdate:    func(u vsphere.MirrorUpdate) { d.mirrorUpdate(v, u) },
+		}
+		if !newest.IsZero() {
+			opts.LineageSince = newest.Add(-lineageOverlap)
+		}
+		if m, err = vsphere.NewMirror(vc.Roots, opts); err != nil {
+			return err
+		}
+		v.SetMirror(m)
 	}
-	if len(filter.Spec.ObjectSet) == 0 {
-		return errors.New("no datacenter to watch")
-	}
-	for i := range filter.Spec.ObjectSet {
-		filter.Spec.ObjectSet[i].Skip = types.NewBool(true)
-	}
-	// Wait at most half the per-call deadline each time: a wait longer than
-	// the session's request timeout would be cut as a failure.
-	filter.Options = &types.WaitOptions{MaxWaitSeconds: types.NewInt32(int32(max(1, min(60, d.src.Timeout().Seconds()/2))))}
-	filter.Spec.PropSet = filter.Spec.PropSet[:1]
 	*connected = true
-	d.log.Info("following vCenter VM changes", "vcenter", v.Host())
-	// The initial update set is the current state; it lasts until an update
-	// set that is not truncated (a large inventory may come in several).
-	initial := true
-	seen := map[string]bool{}
-	return property.WaitForUpdatesEx(ctx, pc, filter, func(updates []types.ObjectUpdate) bool {
-		for _, u := range updates {
-			ref := u.Obj.Value
-			if u.Kind == types.ObjectUpdateKindLeave {
-				delete(st.known, ref)
-				continue
-			}
-			prev, had := st.known[ref]
-			cur := prev
-			for _, c := range u.ChangeSet {
-				switch c.Name {
-				case "runtime.powerState":
-					ps, _ := c.Val.(types.VirtualMachinePowerState)
-					cur.on = ps == types.VirtualMachinePowerStatePoweredOn
-				case "guest.hostName":
-					cur.host, _ = c.Val.(string)
-				}
-			}
-			st.known[ref] = cur
-			if initial {
-				seen[ref] = true
-				if !st.synced {
-					continue // the first state ever: the baseline
-				}
-			}
-			reason := ""
-			switch {
-			case !had:
-				reason = "new VM " + ref
-			case cur.on && !prev.on:
-				reason = "VM " + ref + " powered on"
-			case cur.host != "" && cur.host != prev.host:
-				reason = "VM " + ref + " reports guest hostname " + cur.host
-			}
-			if reason != "" {
-				d.log.Info("vCenter change", "vcenter", v.Host(), "change", reason)
-				d.requestAudit(trigger{source: "vsphere", reason: reason, at: time.Now()})
-			}
+	d.log.Info("following vCenter changes", "vcenter", v.Host())
+	return m.Run(ctx, vc.Client)
+}
+
+// mirrorUpdate turns what one update set (or a re-sync) changed into audits.
+func (d *Daemon) mirrorUpdate(v *audit.VCenterSource, u vsphere.MirrorUpdate) {
+	switch {
+	case u.Initial:
+		d.log.Info("vCenter mirror in sync", "vcenter", v.Host(), "lineage_events", u.NewLineage)
+	case u.Resync:
+		d.log.Info("vCenter mirror re-synced after a lost stream", "vcenter", v.Host(), "changes", len(u.Changes))
+	}
+	for _, c := range u.Changes {
+		if reason := vmChangeReason(c); reason != "" {
+			d.log.Info("vCenter change", "vcenter", v.Host(), "change", reason)
+			d.requestAudit(trigger{source: "vsphere", reason: reason, at: time.Now()})
 		}
-		if initial && !filter.Truncated {
-			initial = false
-			for ref := range st.known {
-				if !seen[ref] {
-					delete(st.known, ref) // went away while disconnected
-				}
-			}
-			st.synced = true
-		}
-		return false
-	})
+	}
+}
+
+// vmChangeReason says why a VM's change calls for an audit, or "".
+func vmChangeReason(c vsphere.VMChange) string {
+	on := string(types.VirtualMachinePowerStatePoweredOn)
+	switch {
+	case c.New == nil:
+		return ""
+	case c.Old == nil:
+		return "new VM " + c.Ref
+	case c.New.PowerState == on && c.Old.PowerState != on:
+		return "VM " + c.Ref + " powered on"
+	case c.New.GuestHostname != "" && c.New.GuestHostname != c.Old.GuestHostname:
+		return "VM " + c.Ref + " reports guest hostname " + c.New.GuestHostname
+	}
+	return ""
 }
 
 // vsphereLineage reads lineage under one root (a seam for tests).

@@ -16,6 +16,7 @@ import (
 	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 	"github.com/vmreconcile/vmreconcile/reconcile"
 	"github.com/vmreconcile/vmreconcile/store"
+	"github.com/vmreconcile/vmreconcile/vsphere"
 )
 
 // TestShutdownCancelsDetectionAudit: SIGTERM while a detection-triggered
@@ -262,9 +263,9 @@ func TestAlertSlowWebhookBounded(t *testing.T) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestVCenterReconnectDiffsState: a VM cloned while the vCenter change
-// stream was down triggers an audit when the stream comes back (the first
-// update set after a reconnect is compared with what was known), while VMs
-// that did not change trigger nothing.
+// stream was down triggers an audit when the stream comes back (the mirror
+// re-syncs and reports what changed meanwhile), while VMs that did not change
+// trigger nothing; and audits read the mirror.
 func TestVCenterReconnectDiffsState(t *testing.T) {
 	t.Parallel()
 	vc, vcCfg := startVCSim(t, 0)
@@ -279,24 +280,35 @@ func TestVCenterReconnectDiffsState(t *testing.T) {
 	}
 	t.Cleanup(d.closeSources)
 	v := d.src.VCenters()[0]
-	ws := &vmWatchState{known: map[string]vmState{}}
 	follow := func() (stop func()) {
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			connected := false
-			_ = d.waitVMUpdates(ctx, v, &connected, ws)
+			_ = d.followVCenter(ctx, v, &connected)
 		}()
 		return func() { cancel(); <-done }
 	}
 
 	stop := follow()
-	time.Sleep(2 * time.Second) // the initial update set
-	stop()
-	if !ws.synced || len(ws.known) != 2 {
-		t.Fatalf("after the first stream: synced %v, known %v; want the two VMs", ws.synced, ws.known)
+	waitLive := func() vsphere.MirrorSnapshot {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		for v.Mirror() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		snap, err := v.Mirror().Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap
 	}
+	if snap := waitLive(); len(snap.VMs) != 2 {
+		t.Fatalf("mirror has %d VMs, want the two", len(snap.VMs))
+	}
+	stop()
 	if len(d.detect) != 0 {
 		t.Fatalf("the initial state triggered %d audits", len(d.detect))
 	}
@@ -315,6 +327,24 @@ func TestVCenterReconnectDiffsState(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := len(d.detect); n != 0 {
 		t.Errorf("%d more triggers after the reconnect, want none (the other VMs did not change)", n)
+	}
+	snap := waitLive()
+	if snap.Resyncs != 1 || len(snap.VMs) != 3 {
+		t.Errorf("after the reconnect: %d re-syncs, %d VMs; want 1 and 3", snap.Resyncs, len(snap.VMs))
+	}
+	// An audit reads the mirror: the clone and its lineage are in the run.
+	out, err := d.collect(t.Context(), time.Now(), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var withLineage int
+	for _, vm := range out.Snapshot.VMs {
+		if vm.Lineage != nil && vm.Lineage.SourceRef == wkRef {
+			withLineage++
+		}
+	}
+	if len(out.Snapshot.VMs) != 3 || withLineage != 1 {
+		t.Errorf("audit over the mirror: %d VMs, %d with the clone's lineage; want 3 and 1", len(out.Snapshot.VMs), withLineage)
 	}
 }
 
