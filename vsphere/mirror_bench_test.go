@@ -17,7 +17,11 @@ func benchMirror(b *testing.B, onUpdate func(MirrorUpdate)) (*Mirror, *callCount
 	b.Helper()
 	ctx, c := benchClient(b)
 	cc, calls := counting(c)
-	m, err := NewMirror([]types.ManagedObjectReference{c.ServiceContent.RootFolder}, MirrorOptions{MaxWait: 30 * time.Second, OnUpdate: onUpdate})
+	dc, err := find.NewFinder(c).DefaultDatacenter(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := NewMirror([]types.ManagedObjectReference{dc.Reference()}, MirrorOptions{MaxWait: 30 * time.Second, OnUpdate: onUpdate})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,8 +30,8 @@ func benchMirror(b *testing.B, onUpdate func(MirrorUpdate)) (*Mirror, *callCount
 	go func() { done <- m.Run(rctx, cc) }()
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer scancel()
-	if _, err := m.Snapshot(sctx); err != nil {
-		b.Fatal(err)
+	if snap, err := m.Snapshot(sctx); err != nil || len(snap.VMs) != benchVMs {
+		b.Fatalf("mirror: %d VMs, want %d (%v)", len(snap.VMs), benchVMs, err)
 	}
 	return m, calls, func() { cancel(); <-done }
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/vmware/govmomi/vim25"
 	"github.com/vmware/govmomi/vim25/methods"
 	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/vmreconcile/vmreconcile/reconcile"
 )
 
 // mirrorVMProperties are Inventory's VM properties plus config.changeVersion,
@@ -368,10 +370,11 @@ func (s *mirrorSession) refetch(ctx context.Context, refs []types.ManagedObjectR
 func (m *Mirror) applyUpdates(updates []types.ObjectUpdate, fresh []types.ObjectContent, events []types.BaseEvent) MirrorUpdate {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	before := map[string]*mirrorVM{}
+	// before holds copies: apply changes the state's VMs in place.
+	before := map[string]*reconcile.VM{}
 	remember := func(ref string) {
 		if _, ok := before[ref]; !ok {
-			before[ref] = m.st.vms[ref]
+			before[ref] = vmPtr(m.st.vms[ref])
 		}
 	}
 	for i := range updates {
@@ -393,11 +396,11 @@ func (m *Mirror) applyUpdates(updates []types.ObjectUpdate, fresh []types.Object
 	}
 	var u MirrorUpdate
 	for _, ref := range slices.Sorted(maps.Keys(before)) {
-		old, cur := before[ref], m.st.vms[ref]
+		old, cur := before[ref], vmPtr(m.st.vms[ref])
 		switch {
 		case old == nil && cur == nil:
-		case old == nil || cur == nil || !sameVM(old.vm, cur.vm):
-			u.Changes = append(u.Changes, VMChange{Ref: ref, Old: vmPtr(old), New: vmPtr(cur)})
+		case old == nil || cur == nil || !sameVM(*old, *cur):
+			u.Changes = append(u.Changes, VMChange{Ref: ref, Old: old, New: cur})
 		}
 	}
 	u.NewLineage = m.addEvents(events)

@@ -337,7 +337,15 @@ func TestMirrorCallsPerChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := NewMirror([]types.ManagedObjectReference{dc.Reference()}, MirrorOptions{MaxWait: time.Second})
+		var (
+			mu      sync.Mutex
+			changes []VMChange
+		)
+		m, err := NewMirror([]types.ManagedObjectReference{dc.Reference()}, MirrorOptions{MaxWait: time.Second, OnUpdate: func(u MirrorUpdate) {
+			mu.Lock()
+			changes = append(changes, u.Changes...)
+			mu.Unlock()
+		}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -368,6 +376,18 @@ func TestMirrorCallsPerChange(t *testing.T) {
 			}
 			_ = task.Wait(ctx)
 		}, nil)
+		// The power-on is reported as a change of that VM, old and new.
+		mu.Lock()
+		var on *VMChange
+		for i := range changes {
+			if c := &changes[i]; c.Ref == src.Reference().Value && c.Old != nil && c.New != nil && c.New.PowerState == "poweredOn" {
+				on = c
+			}
+		}
+		mu.Unlock()
+		if on == nil || on.Old.PowerState != "poweredOff" {
+			t.Errorf("power-on reported as %+v, want a change from poweredOff to poweredOn", on)
+		}
 		// The clone's event comes in its collector's latestPage; its
 		// configuration (new MACs) may move config.changeVersion in a later
 		// update set than the one it entered in, and then it is read again.
