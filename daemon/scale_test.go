@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+
+	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/kubesim"
+	"github.com/vmreconcile/vmreconcile/store"
+)
+
+// scaleVMs is the vCenter size of BenchmarkDaemonScale: 3,000 VMs by
+// default, VMRECONCILE_BENCH_VMS for another (10000 takes minutes to build).
+func scaleVMs() int {
+	if n, err := strconv.Atoi(os.Getenv("VMRECONCILE_BENCH_VMS")); err == nil && n >= 10 {
+		return n / 10 * 10
+	}
+	return 3000
+}
+
+// BenchmarkDaemonScale runs the daemon over a vCenter of scaleVMs VMs
+// (vcsim), a swarm of 2,000 nodes (dockersim) and a Kubernetes cluster of
+// 5,000 Nodes (kubesim), all in this process. Untimed: the daemon starts,
+// its mirror syncs and its first audit runs. Each op is then one audit
+// (what a trigger starts) over the live mirror. Reported besides ns/op:
+//   - vcenter-calls/op: SOAP requests vcsim served during the op (the
+//     mirror's stream included);
+//   - daemon-heap-MB: the Go heap the running daemon holds after its first
+//     audit (sessions, mirror, Kubernetes follower, store cache), measured
+//     as the heap after GC with the daemon running minus before it started;
+//     the simulators are not in it;
+//   - idle-%core: the CPU of the whole process (daemon and simulators)
+//     over 5 s without changes, as a percentage of one core;
+//   - rss-MB: the process's peak RSS, simulators included (an upper bound).
+func BenchmarkDaemonScale(b *testing.B) {
+	vms := scaleVMs()
+	var soapCalls atomic.Int64
+	vcCfg := scaleVCSim(b, vms, &soapCalls)
+	eng := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr", NanoCPUs: 2e9, MemoryBytes: 4 << 30}})
+	eng.Populate(1999, "worker-")
+	if err := eng.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(eng.Close)
+	ks := kubesim.New(kubesim.Options{})
+	if err := ks.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ks.Close)
+	ks.Populate(5000, "n")
+	kubeconfig, err := ks.Kubeconfig(b.TempDir(), "scale")
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	cfg := config.Default()
+	cfg.Schedules.Audit, cfg.Schedules.Lineage, cfg.Schedules.Prune = "@every 24h", "@every 24h", "@every 24h"
+	cfg.Listen = ""
+	cfg.Store.Path = filepath.Join(b.TempDir(), "state.db")
+	cfg.VCenters = []config.VCenter{vcCfg}
+	cfg.Swarms = []config.Swarm{{Name: "sim", Hosts: []string{eng.Host()}}}
+	cfg.Kubernetes = []config.Kubernetes{{Name: "sim", Kubeconfig: kubeconfig}}
+
+	heap0 := heapAfterGC()
+	st, err := store.Open(cfg.Store.Path, store.Options{Exclusive: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := New(Options{Config: cfg, Store: st, Logger: NewLogger(config.Log{Format: "json", Level: "warn"}, &syncBuffer{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done; _ = st.Close() })
+	waitMirror(b, d)
+	if err := d.AuditNow(ctx); err != nil {
+		b.Fatal(err)
+	}
+	heap := heapAfterGC() - heap0
+
+	cpu := processCPU()
+	time.Sleep(5 * time.Second)
+	idle := float64(processCPU()-cpu) / float64(5*time.Second) * 100
+
+	soapCalls.Store(0)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := d.AuditNow(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(soapCalls.Load())/float64(b.N), "vcenter-calls/op")
+	b.ReportMetric(float64(heap)/(1<<20), "daemon-heap-MB")
+	b.ReportMetric(idle, "idle-%core")
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		b.ReportMetric(float64(ru.Maxrss)/1024, "rss-MB")
+	}
+}
+
+// scaleVCSim serves a VPX model of vms VMs (10 resource pools) and counts
+// the SOAP requests it serves.
+func scaleVCSim(b *testing.B, vms int, calls *atomic.Int64) config.VCenter {
+	model := simulator.VPX()
+	model.Host, model.ClusterHost, model.Pool, model.Machine = 0, 2, 10, vms/10
+	if err := createModel(model); err != nil {
+		b.Fatal(err)
+	}
+	srv := model.Service.NewServer()
+	inner := srv.Config.Handler
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		inner.ServeHTTP(w, r)
+	})
+	b.Cleanup(func() { srv.Close(); model.Remove() })
+	pw, _ := srv.URL.User.Password()
+	u := *srv.URL
+	u.User = nil
+	return config.VCenter{URL: u.String(), Username: srv.URL.User.Username(), Password: config.Secret(pw), Insecure: true}
+}
+
+func waitMirror(b *testing.B, d *Daemon) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	v := d.src.VCenters()[0]
+	for v.Mirror() == nil {
+		if ctx.Err() != nil {
+			b.Fatal("the vCenter watcher made no mirror")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := v.Mirror().Snapshot(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func heapAfterGC() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
