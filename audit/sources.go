@@ -106,6 +106,11 @@ func (s *Sources) Failed(err error) {
 	if !errors.As(err, &se) {
 		return
 	}
+	if errors.Is(err, vsphere.ErrMirrorNotSynced) {
+		// The mirror is (re-)syncing on this session; dropping it would
+		// start the sync over.
+		return
+	}
 	for _, v := range s.vcs {
 		if v.label == se.Source {
 			v.reset()

@@ -37,8 +37,12 @@ type builder struct {
 	// disks holds, by index in vms, the few VMs whose disks have parents.
 	disks      map[int]*diskInfo
 	containers map[types.ManagedObjectReference]container
-	// dirOwner maps a VM directory ("[ds] web-01") to the ref of the VM whose
-	// .vmx lives there; "" marks a directory claimed by several VMs.
+	// dirs[i] is the directory of vms[i]'s .vmx ("[ds] web-01").
+	dirs []string
+	// dirOwner maps a datacenter and a VM directory (dirKey) to the ref of
+	// the VM whose .vmx lives there; "" marks a directory claimed by several
+	// VMs. Datastore names are unique only within a datacenter. Filled by
+	// finish.
 	dirOwner map[string]string
 }
 
@@ -66,13 +70,7 @@ func (b *builder) addVM(vm reconcile.VM, parent types.ManagedObjectReference, di
 	}
 	b.vms = append(b.vms, vm)
 	b.parents = append(b.parents, parent)
-	if dir != "" {
-		if _, dup := b.dirOwner[dir]; dup {
-			b.dirOwner[dir] = ""
-		} else {
-			b.dirOwner[dir] = vm.Ref
-		}
-	}
+	b.dirs = append(b.dirs, dir)
 }
 
 func decodeContainer(o *types.ObjectContent) container {

@@ -109,14 +109,14 @@ func ownDirs(vmDir string, devices []types.BaseVirtualDevice) []string {
 // linked clone of a linked clone), so the walk stops at the first foreign
 // directory, owned or not. It returns "" for VMs that are no linked clones,
 // or whose source is gone.
-func (b *builder) linkedSource(self string, d *diskInfo) string {
+func (b *builder) linkedSource(self, dc string, d *diskInfo) string {
 	for _, chain := range d.chains {
 		for _, file := range chain {
 			dir := datastoreDir(file)
 			if slices.Contains(d.ownDirs, dir) {
 				continue
 			}
-			if owner := b.dirOwner[dir]; owner != "" && owner != self {
+			if owner := b.dirOwner[dirKey(dc, dir)]; owner != "" && owner != self {
 				return owner
 			}
 			break

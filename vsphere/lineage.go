@@ -98,7 +98,6 @@ type lineageSet struct {
 	lineage map[string]reconcile.Lineage
 	key     map[string]int32
 	seen    map[int32]struct{}
-	maxKey  int32 // the newest event key seen
 }
 
 func newLineageSet() *lineageSet {
@@ -116,7 +115,6 @@ func (s *lineageSet) add(e types.BaseEvent) bool {
 		return false
 	}
 	s.seen[key] = struct{}{}
-	s.maxKey = max(s.maxKey, key)
 	if old, known := s.lineage[copyRef]; known {
 		if l.Time.Before(old.Time) || (l.Time.Equal(old.Time) && key < s.key[copyRef]) {
 			return true

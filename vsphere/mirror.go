@@ -175,8 +175,18 @@ func (m *Mirror) Snapshot(ctx context.Context) (MirrorSnapshot, error) {
 		}
 		ch, last := m.liveCh, m.lastErr
 		m.mu.RUnlock()
+		var lost <-chan time.Time
+		if last != nil {
+			// The stream failed: wait for a re-sync no longer than a call
+			// may take, rather than holding the audit until its deadline.
+			t := time.NewTimer(m.opts.CallTimeout)
+			defer t.Stop()
+			lost = t.C
+		}
 		select {
 		case <-ch:
+		case <-lost:
+			return MirrorSnapshot{}, fmt.Errorf("%w: %w", ErrMirrorNotSynced, last)
 		case <-ctx.Done():
 			if last != nil {
 				return MirrorSnapshot{}, fmt.Errorf("%w: %w", ErrMirrorNotSynced, last)
@@ -246,6 +256,11 @@ func (m *Mirror) installSync(st *mirrorState, events []types.BaseEvent) MirrorUp
 	}
 	m.syncs++
 	m.st = st
+	// Event keys are de-duplicated within a session's reads only: a
+	// vCenter restored from a backup numbers its events again, and a key
+	// seen before the loss may name a new event now. Re-adding an event is
+	// harmless (the newest per copy wins either way).
+	m.lin.seen = map[int32]struct{}{}
 	u.NewLineage = m.addEvents(events)
 	m.seq++
 	m.at = time.Now()

@@ -31,7 +31,9 @@ type mirrorSession struct {
 	c          *vim25.Client
 	pc         *property.Collector
 	collectors map[types.ManagedObjectReference]*event.HistoryCollector
-	version    string
+	// hw is, per event collector, the newest event key read from it.
+	hw      map[types.ManagedObjectReference]int32
+	version string
 }
 
 func (s *mirrorSession) call(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -94,8 +96,13 @@ func (s *mirrorSession) setup(ctx context.Context) error {
 		}, containerProperties...),
 	}
 	s.collectors = map[types.ManagedObjectReference]*event.HistoryCollector{}
+	s.hw = map[types.ManagedObjectReference]int32{}
+	since, err := s.lineageSince(cctx)
+	if err != nil {
+		return err
+	}
 	for _, root := range s.m.roots {
-		hc, err := event.NewManager(s.c).CreateCollectorForEvents(cctx, s.eventFilter(root))
+		hc, err := event.NewManager(s.c).CreateCollectorForEvents(cctx, eventFilter(root, since))
 		if err != nil {
 			return fmt.Errorf("create event collector on %s: %w", root, err)
 		}
@@ -142,12 +149,35 @@ func vmTreeObjectSpec(root types.ManagedObjectReference) types.ObjectSpec {
 	}
 }
 
-func (s *mirrorSession) eventFilter(root types.ManagedObjectReference) types.EventFilterSpec {
+// sinceSlack is how far before vCenter's current time the event read of a
+// sync starts at the latest: LineageSince comes from stored events, and a
+// vCenter whose clock ran fast then and was corrected since would otherwise
+// stamp every new event before it, and the mirror would never see them.
+const sinceSlack = 10 * time.Minute
+
+// lineageSince is where this sync's event read starts: LineageSince, but no
+// later than vCenter's clock allows (zero: all history).
+func (s *mirrorSession) lineageSince(ctx context.Context) (time.Time, error) {
+	since := s.m.opts.LineageSince
+	if since.IsZero() {
+		return since, nil
+	}
+	now, err := methods.GetCurrentTime(ctx, s.c)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read vCenter's time: %w", err)
+	}
+	if limit := now.Add(-sinceSlack); since.After(limit) {
+		since = limit
+	}
+	return since, nil
+}
+
+func eventFilter(root types.ManagedObjectReference, since time.Time) types.EventFilterSpec {
 	f := types.EventFilterSpec{
 		Entity:      &types.EventFilterSpecByEntity{Entity: root, Recursion: types.EventFilterSpecRecursionOptionAll},
 		EventTypeId: lineageEventTypes,
 	}
-	if since := s.m.opts.LineageSince; !since.IsZero() {
+	if !since.IsZero() {
 		f.Time = &types.EventFilterSpecByTime{BeginTime: &since}
 	}
 	return f
@@ -244,6 +274,7 @@ func (s *mirrorSession) readEvents(ctx context.Context, hc *event.HistoryCollect
 			return nil, fmt.Errorf("read events: %w", err)
 		}
 		out = append(out, evs...)
+		s.sawEvents(hc.Reference(), evs)
 		if len(evs) < DefaultEventPageSize {
 			return out, nil
 		}
@@ -271,7 +302,9 @@ func (s *mirrorSession) apply(ctx context.Context, updates []types.ObjectUpdate)
 		if hc, ok := s.collectors[u.Obj]; ok {
 			page := latestPage(u)
 			events = append(events, page...)
-			if read[u.Obj] || !s.m.gapBefore(page) {
+			gap := s.gapBefore(u.Obj, page)
+			s.sawEvents(u.Obj, page)
+			if read[u.Obj] || !gap {
 				continue
 			}
 			read[u.Obj] = true
@@ -300,9 +333,10 @@ func (s *mirrorSession) apply(ctx context.Context, updates []types.ObjectUpdate)
 const mirrorEventPage = 100
 
 // gapBefore reports whether events may have come between the ones already
-// read and page (a collector's latest page): when the page is full and even
-// its oldest event is new, older new ones may have fallen off it.
-func (m *Mirror) gapBefore(page []types.BaseEvent) bool {
+// read from collector and page (its latest page): when the page is full and
+// even its oldest event is newer than any read from that collector, older
+// new ones may have fallen off it.
+func (s *mirrorSession) gapBefore(collector types.ManagedObjectReference, page []types.BaseEvent) bool {
 	if len(page) < mirrorEventPage {
 		return false
 	}
@@ -310,10 +344,14 @@ func (m *Mirror) gapBefore(page []types.BaseEvent) bool {
 	for _, e := range page {
 		oldest = min(oldest, e.GetEvent().Key)
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	_, seen := m.lin.seen[oldest]
-	return !seen && oldest > m.lin.maxKey
+	return oldest > s.hw[collector]
+}
+
+// sawEvents raises collector's high-water mark to the newest of events.
+func (s *mirrorSession) sawEvents(collector types.ManagedObjectReference, events []types.BaseEvent) {
+	for _, e := range events {
+		s.hw[collector] = max(s.hw[collector], e.GetEvent().Key)
+	}
 }
 
 // latestPage returns the events of a collector's latestPage change.

@@ -56,12 +56,22 @@ func (b *builder) finish() []reconcile.VM {
 
 	if len(b.disks) > 0 {
 		byRef := make(map[string]int, len(b.vms))
+		dcs := make(map[types.ManagedObjectReference]string)
 		for i := range b.vms {
 			byRef[b.vms[i].Ref] = i
+			if b.dirs[i] == "" {
+				continue
+			}
+			k := dirKey(b.datacenterOf(b.parents[i], dcs), b.dirs[i])
+			if _, dup := b.dirOwner[k]; dup {
+				b.dirOwner[k] = ""
+			} else {
+				b.dirOwner[k] = b.vms[i].Ref
+			}
 		}
 		for i, d := range b.disks {
 			vm := &b.vms[i]
-			src := b.linkedSource(vm.Ref, d)
+			src := b.linkedSource(vm.Ref, b.datacenterOf(b.parents[i], dcs), d)
 			if src == "" {
 				continue
 			}
@@ -80,3 +90,28 @@ func (b *builder) finish() []reconcile.VM {
 	*b = builder{}
 	return vms
 }
+
+// datacenterOf returns the ref value of the datacenter above a container,
+// "" when none is known (memoized: VMs share a few folders).
+func (b *builder) datacenterOf(ref types.ManagedObjectReference, memo map[types.ManagedObjectReference]string) string {
+	if dc, ok := memo[ref]; ok {
+		return dc
+	}
+	dc := ""
+	for r, seen := ref, 0; r.Value != "" && seen < 1000; seen++ {
+		if r.Type == "Datacenter" {
+			dc = r.Value
+			break
+		}
+		c, ok := b.containers[r]
+		if !ok {
+			break
+		}
+		r = c.parent
+	}
+	memo[ref] = dc
+	return dc
+}
+
+// dirKey is dirOwner's key: a directory within a datacenter.
+func dirKey(dc, dir string) string { return dc + "\x00" + dir }
