@@ -22,6 +22,7 @@ import (
 	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/vmreconcile/vmreconcile/config"
+	"github.com/vmreconcile/vmreconcile/internal/scale"
 	"github.com/vmreconcile/vmreconcile/store"
 )
 
@@ -44,7 +45,7 @@ func vcsimModel(t *testing.T) (*simulator.Model, *vim25.Client, config.VCenter) 
 	t.Helper()
 	model := simulator.VPX()
 	model.Machine = 0
-	if err := createModel(model); err != nil {
+	if err := scale.CreateModel(model); err != nil { // one at a time: see scale.CreateModel
 		t.Fatal(err)
 	}
 	model.Service.RegisterEndpoints = true // vAPI (tags), read by remediation
@@ -60,18 +61,6 @@ func vcsimModel(t *testing.T) (*simulator.Model, *vim25.Client, config.VCenter) 
 	u := *srv.URL
 	u.User = nil
 	return model, c.Client, config.VCenter{URL: u.String(), Username: srv.URL.User.Username(), Password: config.Secret(pw), Insecure: true}
-}
-
-// vcsimCreate serializes vcsim model creation: Model.Create appends to a
-// package variable of the simulator (EvalLicense, in LicenseManager.init)
-// that another model's Create reads while it adds its hosts and clusters,
-// a data race between parallel tests (found by make race).
-var vcsimCreate sync.Mutex
-
-func createModel(m *simulator.Model) error {
-	vcsimCreate.Lock()
-	defer vcsimCreate.Unlock()
-	return m.Create()
 }
 
 // slowVCSim delays every RetrievePropertiesEx of model's server by ms

@@ -2,35 +2,21 @@ package daemon
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/vmware/govmomi/simulator"
-
 	"github.com/vmreconcile/vmreconcile/config"
-	"github.com/vmreconcile/vmreconcile/internal/dockersim"
-	"github.com/vmreconcile/vmreconcile/internal/kubesim"
+	"github.com/vmreconcile/vmreconcile/internal/scale"
 	"github.com/vmreconcile/vmreconcile/store"
 )
 
-// scaleVMs is the vCenter size of BenchmarkDaemonScale: 3,000 VMs by
-// default, VMRECONCILE_BENCH_VMS for another (10000 takes minutes to build).
-func scaleVMs() int {
-	if n, err := strconv.Atoi(os.Getenv("VMRECONCILE_BENCH_VMS")); err == nil && n >= 10 {
-		return n / 10 * 10
-	}
-	return 3000
-}
-
-// BenchmarkDaemonScale runs the daemon over a vCenter of scaleVMs VMs
+// BenchmarkDaemonScale runs the daemon over a vCenter of scale.VMs VMs
 // (vcsim), a swarm of 2,000 nodes (dockersim) and a Kubernetes cluster of
 // 5,000 Nodes (kubesim), all in this process. Untimed: the daemon starts,
 // its mirror syncs and its first audit runs. Each op is then one audit
@@ -46,33 +32,20 @@ func scaleVMs() int {
 //     percentage of one core;
 //   - rss-MB: the process's peak RSS, simulators included (an upper bound).
 func BenchmarkDaemonScale(b *testing.B) {
-	vms := scaleVMs()
 	var soapCalls atomic.Int64
-	vcCfg := scaleVCSim(b, vms, &soapCalls)
-	eng := dockersim.New(dockersim.Options{Self: dockersim.NodeSpec{Hostname: "mgr", NanoCPUs: 2e9, MemoryBytes: 4 << 30}})
-	eng.Populate(1999, "worker-")
-	if err := eng.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(eng.Close)
-	ks := kubesim.New(kubesim.Options{})
-	if err := ks.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(ks.Close)
-	ks.Populate(5000, "n")
-	kubeconfig, err := ks.Kubeconfig(b.TempDir(), "scale")
-	if err != nil {
-		b.Fatal(err)
-	}
+	w := scale.Start(b, scale.VMs(3000), func() { soapCalls.Add(1) })
+	pw, _ := w.VCenter.User.Password()
+	vcURL := *w.VCenter
+	vcURL.User = nil
+	vcCfg := config.VCenter{URL: vcURL.String(), Username: w.VCenter.User.Username(), Password: config.Secret(pw), Insecure: true}
 
 	cfg := config.Default()
 	cfg.Schedules.Audit, cfg.Schedules.Lineage, cfg.Schedules.Prune = "@every 24h", "@every 24h", "@every 24h"
 	cfg.Listen = ""
 	cfg.Store.Path = filepath.Join(b.TempDir(), "state.db")
 	cfg.VCenters = []config.VCenter{vcCfg}
-	cfg.Swarms = []config.Swarm{{Name: "sim", Hosts: []string{eng.Host()}}}
-	cfg.Kubernetes = []config.Kubernetes{{Name: "sim", Kubeconfig: kubeconfig}}
+	cfg.Swarms = []config.Swarm{{Name: "sim", Hosts: []string{w.SwarmHost}}}
+	cfg.Kubernetes = []config.Kubernetes{{Name: "sim", Kubeconfig: w.Kubeconfig}}
 
 	heap0 := heapAfterGC()
 	st, err := store.Open(cfg.Store.Path, store.Options{Exclusive: true})
@@ -97,9 +70,9 @@ func BenchmarkDaemonScale(b *testing.B) {
 	// OS (its scavenger is most of the first seconds), 10 s measured.
 	time.Sleep(10 * time.Second)
 	stopProfile := idleProfile(b)
-	cpu := processCPU()
+	cpu := scale.CPU()
 	time.Sleep(10 * time.Second)
-	idle := float64(processCPU()-cpu) / float64(10*time.Second) * 100
+	idle := float64(scale.CPU()-cpu) / float64(10*time.Second) * 100
 	stopProfile()
 
 	soapCalls.Store(0)
@@ -117,27 +90,6 @@ func BenchmarkDaemonScale(b *testing.B) {
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		b.ReportMetric(float64(ru.Maxrss)/1024, "rss-MB")
 	}
-}
-
-// scaleVCSim serves a VPX model of vms VMs (10 resource pools) and counts
-// the SOAP requests it serves.
-func scaleVCSim(b *testing.B, vms int, calls *atomic.Int64) config.VCenter {
-	model := simulator.VPX()
-	model.Host, model.ClusterHost, model.Pool, model.Machine = 0, 2, 10, vms/10
-	if err := createModel(model); err != nil {
-		b.Fatal(err)
-	}
-	srv := model.Service.NewServer()
-	inner := srv.Config.Handler
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		inner.ServeHTTP(w, r)
-	})
-	b.Cleanup(func() { srv.Close(); model.Remove() })
-	pw, _ := srv.URL.User.Password()
-	u := *srv.URL
-	u.User = nil
-	return config.VCenter{URL: u.String(), Username: srv.URL.User.Username(), Password: config.Secret(pw), Insecure: true}
 }
 
 func waitMirror(b *testing.B, d *Daemon) {
@@ -161,14 +113,6 @@ func heapAfterGC() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // idleProfile writes a CPU profile of the idle window to the file

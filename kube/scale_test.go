@@ -7,13 +7,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/vmreconcile/vmreconcile/internal/kubesim"
+	"github.com/vmreconcile/vmreconcile/internal/scale"
 	"github.com/vmreconcile/vmreconcile/kubetest"
 )
 
@@ -86,7 +84,7 @@ func benchObserve(b *testing.B, cfg *rest.Config, nodes int, serverCPU func() ti
 		b.Fatal(err)
 	}
 	opts := ObserveOptions{Lookback: 10 * time.Minute}
-	peak, kept := heapPeak(func() any {
+	peak, kept := scale.HeapPeak(func() any {
 		cl, err := Observe(b.Context(), c, opts)
 		if err != nil {
 			b.Fatal(err)
@@ -101,13 +99,13 @@ func benchObserve(b *testing.B, cfg *rest.Config, nodes int, serverCPU func() ti
 	}
 	requests.Store(0)
 	b.ResetTimer()
-	cpu, srvCPU := cpuTime(), serverCPU()
+	cpu, srvCPU := scale.CPU(), serverCPU()
 	for b.Loop() {
 		if _, err := Observe(b.Context(), c, opts); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(scale.CPU()-cpu)/float64(b.N), "cpu-ns/op")
 	if d := serverCPU() - srvCPU; d > 0 {
 		b.ReportMetric(float64(d)/float64(b.N), "server-cpu-ns/op")
 	}
@@ -168,16 +166,6 @@ func createNode(ctx context.Context, cs kubernetes.Interface, i int) error {
 	return nil
 }
 
-// cpuTime is the CPU time this process (client, and an in-process
-// simulator) has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // childrenCPU is the CPU time used so far by this process's running
 // children (kubetest's etcd and kube-apiserver), from /proc (Linux; 0
 // elsewhere), at the kernel's tick resolution (USER_HZ, 100 per second).
@@ -203,42 +191,4 @@ func childrenCPU() time.Duration {
 		ticks += u + st
 	}
 	return time.Duration(ticks) * 10 * time.Millisecond
-}
-
-// heapPeak runs f once after a GC and returns how far the heap (objects,
-// live or not yet collected) rose above its level before f, sampled every
-// 200µs, and how much of it f's result keeps alive after a GC.
-func heapPeak(f func() any) (peak, kept uint64) {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	runtime.GC()
-	base := read()
-	stop, done := make(chan struct{}), make(chan uint64)
-	go func() {
-		var top uint64
-		t := time.NewTicker(200 * time.Microsecond)
-		defer t.Stop()
-		for {
-			top = max(top, read())
-			select {
-			case <-stop:
-				done <- top
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	res := f()
-	close(stop)
-	top := max(<-done, read())
-	runtime.GC()
-	after := read()
-	runtime.KeepAlive(res)
-	if top > base {
-		peak = top - base
-	}
-	if after > base {
-		kept = after - base
-	}
-	return peak, kept
 }

@@ -3,14 +3,12 @@ package swarm
 import (
 	"fmt"
 	"net/http"
-	"runtime"
-	"runtime/metrics"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vmreconcile/vmreconcile/internal/dockersim"
+	"github.com/vmreconcile/vmreconcile/internal/scale"
 )
 
 // BenchmarkObserve2000 is one audit's Observe of a 2,000-node swarm: the
@@ -48,7 +46,7 @@ func BenchmarkObserve2000(b *testing.B) {
 	b.Cleanup(func() { cli.Close() })
 	opts := ObserveOptions{Lookback: 10 * time.Minute, Interval: time.Second}
 	// Untimed: the first Observe (version negotiation) and the heap figures.
-	peak, kept := heapPeak(func() any {
+	peak, kept := scale.HeapPeak(func() any {
 		sw, err := Observe(b.Context(), cli, opts)
 		if err != nil {
 			b.Fatal(err)
@@ -60,61 +58,14 @@ func BenchmarkObserve2000(b *testing.B) {
 	})
 	requests.Store(0)
 	b.ResetTimer()
-	cpu := cpuTime()
+	cpu := scale.CPU()
 	for b.Loop() {
 		if _, err := Observe(b.Context(), cli, opts); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(scale.CPU()-cpu)/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64(requests.Load())/float64(b.N), "req/op")
 	b.ReportMetric(float64(peak), "peak-heap-B")
 	b.ReportMetric(float64(kept), "kept-heap-B")
-}
-
-// cpuTime is the CPU time this process (client and simulator) has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// heapPeak runs f once after a GC and returns how far the heap (objects,
-// live or not yet collected) rose above its level before f, sampled every
-// 200µs, and how much of it f's result keeps alive after a GC.
-func heapPeak(f func() any) (peak, kept uint64) {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	runtime.GC()
-	base := read()
-	stop, done := make(chan struct{}), make(chan uint64)
-	go func() {
-		var top uint64
-		t := time.NewTicker(200 * time.Microsecond)
-		defer t.Stop()
-		for {
-			top = max(top, read())
-			select {
-			case <-stop:
-				done <- top
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	res := f()
-	close(stop)
-	top := max(<-done, read())
-	runtime.GC()
-	after := read()
-	runtime.KeepAlive(res)
-	if top > base {
-		peak = top - base
-	}
-	if after > base {
-		kept = after - base
-	}
-	return peak, kept
 }
