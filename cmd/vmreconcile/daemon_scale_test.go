@@ -45,10 +45,10 @@ func scaleConfig(b *testing.B, dir string, w scale.World) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	pw, _ := w.VCenter.User.Password()
-	body := fmt.Sprintf("vcenters:\n  - url: https://%s/sdk\n    username: %s\n    password: %s\n    insecure: true\n"+
+	body := fmt.Sprintf("vcenters:\n  - url: %s://%s/sdk\n    username: %s\n    password: %s\n    insecure: true\n"+
 		"swarms:\n  - name: sim\n    hosts: [%q]\nkubernetes:\n  - name: sim\n    kubeconfig: %s\n"+
 		"listen: %s\nstore:\n  path: %s\nschedules:\n  audit: \"@every 24h\"\n  lineage: \"@every 24h\"\n",
-		w.VCenter.Host, w.VCenter.User.Username(), pw, w.SwarmHost, w.Kubeconfig, addr, filepath.Join(dir, "state.db"))
+		w.VCenter.Scheme, w.VCenter.Host, w.VCenter.User.Username(), pw, w.SwarmHost, w.Kubeconfig, addr, filepath.Join(dir, "state.db"))
 	p := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 		b.Fatal(err)
