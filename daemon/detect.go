@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -328,6 +329,11 @@ func (d *Daemon) mirrorUpdate(v *audit.VCenterSource, u vsphere.MirrorUpdate) {
 		d.log.Info("vCenter mirror in sync", "vcenter", v.Host(), "lineage_events", u.NewLineage)
 	case u.Resync:
 		d.log.Info("vCenter mirror re-synced after a lost stream", "vcenter", v.Host(), "changes", len(u.Changes))
+	}
+	if u.Initial || u.Resync {
+		// A sync decodes the whole inventory once; hand its garbage back to
+		// the OS now rather than keep the daemon's RSS at its peak.
+		debug.FreeOSMemory()
 	}
 	for _, c := range u.Changes {
 		if reason := vmChangeReason(c); reason != "" {

@@ -201,7 +201,7 @@ func (s *mirrorSession) waitOnce(ctx context.Context, maxWait time.Duration) (*t
 	defer cancel()
 	pageSize := s.m.opts.PageSize
 	if pageSize <= 0 {
-		pageSize = DefaultPageSize
+		pageSize = MirrorPageSize
 	}
 	res, err := methods.WaitForUpdatesEx(wctx, s.c, &types.WaitForUpdatesEx{
 		This:    s.pc.Reference(),
