@@ -63,6 +63,9 @@ func runDaemonProcess(b *testing.B, cfg string) (hwm, rss, idle float64) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binPath, "daemon", "-config", cfg)
 	cmd.Env = []string{"HOME=" + b.TempDir(), "PATH=" + os.Getenv("PATH")}
+	if v := os.Getenv("VMRECONCILE_BENCH_GOMEMLIMIT"); v != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v) // as contrib/systemd's unit sets it
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
