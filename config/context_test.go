@@ -1,57 +1,21 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-)
 
-// dockerContextCreate runs the real `docker context create` with
-// DOCKER_CONFIG=dir; it skips when the CLI is missing, unless CI=true.
-func dockerContextCreate(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	bin, err := exec.LookPath("docker")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the docker CLI is needed (docker.io)")
-		}
-		t.Skip("no docker CLI (install docker.io)")
-	}
-	cmd := exec.Command(bin, append([]string{"context", "create"}, args...)...)
-	cmd.Env = []string{"DOCKER_CONFIG=" + dir, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker context create %v: %v\n%s", args, err, out)
-	}
-}
+	"github.com/vmreconcile/vmreconcile/internal/contexttest"
+)
 
 // clientBundle writes ca.pem, cert.pem and key.pem (a valid key pair) into a
 // new directory.
 func clientBundle(t *testing.T) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "admin"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
+	cert, key := contexttest.SelfSigned(t, "admin")
 	dir := t.TempDir()
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	for name, b := range map[string][]byte{"ca.pem": cert, "cert.pem": cert, "key.pem": pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})} {
+	for name, b := range map[string][]byte{"ca.pem": cert, "cert.pem": cert, "key.pem": key} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -65,10 +29,10 @@ func clientBundle(t *testing.T) string {
 func TestSwarmContext(t *testing.T) {
 	store := t.TempDir()
 	b := clientBundle(t)
-	dockerContextCreate(t, store, "prod", "--docker", "host=tcp://mgr.example.com:2376,ca="+filepath.Join(b, "ca.pem")+
+	contexttest.DockerCLI(t, store, "context", "create", "prod", "--docker", "host=tcp://mgr.example.com:2376,ca="+filepath.Join(b, "ca.pem")+
 		",cert="+filepath.Join(b, "cert.pem")+",key="+filepath.Join(b, "key.pem"))
-	dockerContextCreate(t, store, "lab", "--docker", "host=tcp://10.0.0.5:2375")
-	dockerContextCreate(t, store, "tunnel", "--docker", "host=ssh://ops@mgr.example.com")
+	contexttest.DockerCLI(t, store, "context", "create", "lab", "--docker", "host=tcp://10.0.0.5:2375")
+	contexttest.DockerCLI(t, store, "context", "create", "tunnel", "--docker", "host=ssh://ops@mgr.example.com")
 	t.Setenv("DOCKER_CONFIG", store)
 	dir := t.TempDir()
 

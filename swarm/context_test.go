@@ -3,37 +3,19 @@ package swarm
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// dockerCLI runs the real docker CLI with DOCKER_CONFIG=dir (the context
-// store under test); it skips the test when the CLI is not installed, unless
-// CI=true.
-func dockerCLI(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	bin, err := exec.LookPath("docker")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the docker CLI is needed (docker.io)")
-		}
-		t.Skip("no docker CLI (install docker.io)")
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"DOCKER_CONFIG=" + dir, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
+	"github.com/vmreconcile/vmreconcile/internal/contexttest"
+)
 
 // writePEMs writes a client bundle (ca.pem, cert.pem, key.pem) into a new
 // directory and returns it.
 func writePEMs(t *testing.T) (dir string, ca, cert, key []byte) {
 	t.Helper()
-	ca, _ = selfSigned(t, "ca")
-	cert, key = selfSigned(t, "client")
+	ca, _ = contexttest.SelfSigned(t, "ca")
+	cert, key = contexttest.SelfSigned(t, "client")
 	dir = t.TempDir()
 	for name, b := range map[string][]byte{"ca.pem": ca, "cert.pem": cert, "key.pem": key} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
@@ -50,18 +32,18 @@ func TestLoadContext(t *testing.T) {
 	store := t.TempDir()
 	pems, ca, cert, key := writePEMs(t)
 	p := func(f string) string { return filepath.Join(pems, f) }
-	dockerCLI(t, store, "context", "create", "plain", "--docker", "host=tcp://127.0.0.1:2375")
-	dockerCLI(t, store, "context", "create", "bundle", "--docker", "host=tcp://mgr.example.com:2376,ca="+p("ca.pem")+",cert="+p("cert.pem")+",key="+p("key.pem"))
-	dockerCLI(t, store, "context", "create", "insecure", "--docker", "host=tcp://mgr.example.com:2376,ca="+p("ca.pem")+",cert="+p("cert.pem")+",key="+p("key.pem")+",skip-tls-verify=true")
-	dockerCLI(t, store, "context", "create", "sock", "--docker", "host=unix:///run/other.sock")
-	dockerCLI(t, store, "context", "create", "caonly", "--docker", "host=tcp://mgr.example.com:2376,ca="+p("ca.pem"))
-	dockerCLI(t, store, "context", "create", "skipnofiles", "--docker", "host=tcp://mgr.example.com:2376,skip-tls-verify=true")
-	dockerCLI(t, store, "context", "create", "viassh", "--docker", "host=ssh://admin@mgr.example.com")
+	contexttest.DockerCLI(t, store, "context", "create", "plain", "--docker", "host=tcp://127.0.0.1:2375")
+	contexttest.DockerCLI(t, store, "context", "create", "bundle", "--docker", "host=tcp://mgr.example.com:2376,ca="+p("ca.pem")+",cert="+p("cert.pem")+",key="+p("key.pem"))
+	contexttest.DockerCLI(t, store, "context", "create", "insecure", "--docker", "host=tcp://mgr.example.com:2376,ca="+p("ca.pem")+",cert="+p("cert.pem")+",key="+p("key.pem")+",skip-tls-verify=true")
+	contexttest.DockerCLI(t, store, "context", "create", "sock", "--docker", "host=unix:///run/other.sock")
+	contexttest.DockerCLI(t, store, "context", "create", "caonly", "--docker", "host=tcp://mgr.example.com:2376,ca="+p("ca.pem"))
+	contexttest.DockerCLI(t, store, "context", "create", "skipnofiles", "--docker", "host=tcp://mgr.example.com:2376,skip-tls-verify=true")
+	contexttest.DockerCLI(t, store, "context", "create", "viassh", "--docker", "host=ssh://admin@mgr.example.com")
 
 	if cur, err := CurrentContext(store); err != nil || cur != "" {
 		t.Errorf("before `docker context use`: %q, %v; want none", cur, err)
 	}
-	dockerCLI(t, store, "context", "use", "bundle")
+	contexttest.DockerCLI(t, store, "context", "use", "bundle")
 	if cur, err := CurrentContext(store); err != nil || cur != "bundle" {
 		t.Errorf("currentContext = %q, %v; want bundle", cur, err)
 	}

@@ -2,17 +2,10 @@ package swarm
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
 	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -20,39 +13,16 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// selfSigned returns a PEM certificate and key for 127.0.0.1.
-func selfSigned(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
+	"github.com/vmreconcile/vmreconcile/internal/contexttest"
+)
 
 // TestNewClientTLS: a config-file swarm with an MKE-style bundle directory.
 // The server demands the bundle's client certificate; tls_verify decides
 // whether the server's own certificate is checked against ca.pem.
 func TestNewClientTLS(t *testing.T) {
-	srvCert, srvKey := selfSigned(t, "manager")
-	cliCert, cliKey := selfSigned(t, "admin")
+	srvCert, srvKey := contexttest.SelfSigned(t, "manager")
+	cliCert, cliKey := contexttest.SelfSigned(t, "admin")
 	pair, err := tls.X509KeyPair(srvCert, srvKey)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +53,7 @@ func TestNewClientTLS(t *testing.T) {
 		}
 		return dir
 	}
-	otherCA, _ := selfSigned(t, "some other CA")
+	otherCA, _ := contexttest.SelfSigned(t, "some other CA")
 	ping := func(verify bool, dir string) error {
 		cli, err := NewClientTLS(host, verify, dir, 10*time.Second)
 		if err != nil {

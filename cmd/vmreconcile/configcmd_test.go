@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/vmreconcile/vmreconcile/internal/contexttest"
 	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 )
 
@@ -161,7 +162,7 @@ func TestExampleConfigValidates(t *testing.T) {
 	os.Mkdir(bundle, 0o700)
 	writeCfg(t, creds, "vcenter-password", "pw-1")
 	writeCfg(t, creds, "webhook-secret", "hook-1")
-	cert, key := pemPair(t, "admin")
+	cert, key := contexttest.SelfSigned(t, "admin")
 	writeCfg(t, bundle, "ca.pem", string(cert))
 	writeCfg(t, bundle, "cert.pem", string(cert))
 	writeCfg(t, bundle, "key.pem", string(key))

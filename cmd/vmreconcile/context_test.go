@@ -1,51 +1,17 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/vmreconcile/vmreconcile/internal/contexttest"
 	"github.com/vmreconcile/vmreconcile/internal/dockersim"
 )
-
-// pemPair returns a self-signed certificate for 127.0.0.1 (usable as CA,
-// server and client certificate) and its key, PEM-encoded.
-func pemPair(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
 
 // tlsFront serves TLS on a loopback port, demands a client certificate
 // signed by clientCA, and forwards to backend (host:port): a manager behind
@@ -98,23 +64,6 @@ func newSim(t *testing.T, clusterID string) *dockersim.Engine {
 	return sim
 }
 
-// dockerCLI runs the real docker CLI on the context store dir.
-func dockerCLI(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	bin, err := exec.LookPath("docker")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the docker CLI is needed (docker.io)")
-		}
-		t.Skip("no docker CLI (install docker.io)")
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"DOCKER_CONFIG=" + dir, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
-
 // TestDockerContexts: audit connects where the docker CLI would, through a
 // context store made by the real `docker context create`: -context,
 // DOCKER_CONTEXT and currentContext, a context's TLS client bundle (the
@@ -124,8 +73,8 @@ func dockerCLI(t *testing.T, dir string, args ...string) {
 // read from the report's cluster ID.
 func TestDockerContexts(t *testing.T) {
 	plain, secure, current := newSim(t, "clusterplain"), newSim(t, "clustersecure"), newSim(t, "clustercurrent")
-	srvCert, srvKey := pemPair(t, "manager")
-	cliCert, cliKey := pemPair(t, "admin")
+	srvCert, srvKey := contexttest.SelfSigned(t, "manager")
+	cliCert, cliKey := contexttest.SelfSigned(t, "admin")
 	secureHost := tlsFront(t, srvCert, srvKey, cliCert, strings.TrimPrefix(secure.Host(), "tcp://"))
 
 	pems := t.TempDir()
@@ -133,12 +82,12 @@ func TestDockerContexts(t *testing.T) {
 		writeCfg(t, pems, name, string(b))
 	}
 	store := t.TempDir()
-	dockerCLI(t, store, "context", "create", "plain", "--docker", "host="+plain.Host())
-	dockerCLI(t, store, "context", "create", "secure", "--docker", "host="+secureHost+",ca="+filepath.Join(pems, "ca.pem")+
+	contexttest.DockerCLI(t, store, "context", "create", "plain", "--docker", "host="+plain.Host())
+	contexttest.DockerCLI(t, store, "context", "create", "secure", "--docker", "host="+secureHost+",ca="+filepath.Join(pems, "ca.pem")+
 		",cert="+filepath.Join(pems, "cert.pem")+",key="+filepath.Join(pems, "key.pem"))
-	dockerCLI(t, store, "context", "create", "current", "--docker", "host="+current.Host())
-	dockerCLI(t, store, "context", "create", "tunnel", "--docker", "host=ssh://ops@mgr.example.com")
-	dockerCLI(t, store, "context", "use", "current")
+	contexttest.DockerCLI(t, store, "context", "create", "current", "--docker", "host="+current.Host())
+	contexttest.DockerCLI(t, store, "context", "create", "tunnel", "--docker", "host=ssh://ops@mgr.example.com")
+	contexttest.DockerCLI(t, store, "context", "use", "current")
 	cfgFile := writeCfg(t, t.TempDir(), "c.yaml", "swarms:\n  - context: plain\n")
 
 	dc := "DOCKER_CONFIG=" + store
