@@ -372,7 +372,7 @@ func needsRefetch(u *types.ObjectUpdate) bool {
 		if c.Name == "config.changeVersion" {
 			return true
 		}
-		if _, known := propIndex(u.Obj.Type, c.Name); !known && nestedName(u.Obj.Type, c.Name) {
+		if !knownProp(u.Obj.Type, c.Name) && nestedName(u.Obj.Type, c.Name) {
 			return true
 		}
 	}
@@ -502,7 +502,7 @@ func (o *mirrorVM) decode(ref types.ManagedObjectReference) {
 // set applies one property change to the object's properties. A change
 // below a property (a nested name) is left to the refetch.
 func (o *mirrorObject) set(kind string, c types.PropertyChange) {
-	if _, known := propIndex(kind, c.Name); !known {
+	if !knownProp(kind, c.Name) {
 		return
 	}
 	i := slices.IndexFunc(o.props, func(p types.DynamicProperty) bool { return p.Name == c.Name })
@@ -524,29 +524,29 @@ func (o *mirrorObject) set(kind string, c types.PropertyChange) {
 	}
 }
 
-// propIndex reports whether name is a property the filter asks of kind.
-func propIndex(kind, name string) (int, bool) {
-	paths := mirrorVMProperties
-	if kind != "VirtualMachine" {
-		paths = nil
-		for _, ps := range containerProperties {
-			if ps.Type == kind {
-				paths = ps.PathSet
-			}
+// filterPaths returns the properties the filter asks of kind.
+func filterPaths(kind string) []string {
+	if kind == "VirtualMachine" {
+		return mirrorVMProperties
+	}
+	for _, ps := range containerProperties {
+		if ps.Type == kind {
+			return ps.PathSet
 		}
 	}
-	i := slices.Index(paths, name)
-	return i, i >= 0
+	return nil
 }
 
-// nestedName reports whether name lies below a property the filter asks
-// of kind ("config.hardware.device[4000]", "guest.net[0].ipAddress").
+// knownProp reports whether name is a property the filter asks of kind.
+func knownProp(kind, name string) bool { return slices.Contains(filterPaths(kind), name) }
+
+// nestedName reports whether name lies below a VM property the filter asks
+// for ("config.hardware.device[4000]", "guest.net[0].ipAddress").
 func nestedName(kind, name string) bool {
-	paths := mirrorVMProperties
 	if kind != "VirtualMachine" {
 		return false
 	}
-	for _, p := range paths {
+	for _, p := range mirrorVMProperties {
 		if strings.HasPrefix(name, p+".") || strings.HasPrefix(name, p+"[") {
 			return true
 		}
