@@ -271,9 +271,23 @@ func testMirrorRandom(t *testing.T, ctx context.Context, c *vim25.Client, seed u
 	if snap.Resyncs != 1 {
 		t.Errorf("resyncs = %d, want 1", snap.Resyncs)
 	}
-	mu.Lock()
-	resync := updates[before]
-	mu.Unlock()
+	// OnUpdate runs just after the state is installed: the snapshot may
+	// be live before the re-sync's update has been reported.
+	var resync MirrorUpdate
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := len(updates)
+		if n > before {
+			resync = updates[before]
+		}
+		mu.Unlock()
+		if n > before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the re-sync was never reported")
+		}
+	}
 	if !resync.Resync || resync.Initial {
 		t.Errorf("first update after reconnect = %+v, want a resync", resync)
 	}
@@ -377,14 +391,17 @@ func TestMirrorCallsPerChange(t *testing.T) {
 			_ = task.Wait(ctx)
 		}, nil)
 		// The power-on is reported as a change of that VM, old and new.
-		mu.Lock()
+		// (OnUpdate runs just after the state is installed: wait for it.)
 		var on *VMChange
-		for i := range changes {
-			if c := &changes[i]; c.Ref == src.Reference().Value && c.Old != nil && c.New != nil && c.New.PowerState == "poweredOn" {
-				on = c
+		for deadline := time.Now().Add(10 * time.Second); on == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			for i := range changes {
+				if c := changes[i]; c.Ref == src.Reference().Value && c.Old != nil && c.New != nil && c.New.PowerState == "poweredOn" {
+					on = &c
+				}
 			}
+			mu.Unlock()
 		}
-		mu.Unlock()
 		if on == nil || on.Old.PowerState != "poweredOff" {
 			t.Errorf("power-on reported as %+v, want a change from poweredOff to poweredOn", on)
 		}
