@@ -37,8 +37,17 @@ func FuzzValidateHost(f *testing.F) {
 					strings.Contains(msg, authority[:i]) {
 					t.Fatalf("error carries the user info %q: %q", authority[:i], msg)
 				}
+				// The query leaks when the error holds it more often than
+				// the error for the same host without it does (the message's
+				// own words may contain it: "?dock" and "docker").
 				if _, q, ok := strings.Cut(rest, "?"); ok && len(q) >= 4 && strings.Count(host, q) == 1 && strings.Contains(msg, q) {
-					t.Fatalf("error carries the query %q: %q", q, msg)
+					without := ""
+					if err := ValidateHost(strings.Replace(host, "?"+q, "", 1)); err != nil {
+						without = err.Error()
+					}
+					if strings.Count(msg, q) > strings.Count(without, q) {
+						t.Fatalf("error carries the query %q: %q", q, msg)
+					}
 				}
 			}
 			return
